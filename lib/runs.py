@@ -1,0 +1,52 @@
+"""Running a stage: timing, what it wrote, a stage_runs row, a readable summary."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    """What a stage wrote: rows per table (as Delta's commit metrics report them)."""
+    stage: str
+    outputs: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, table: T.Table, rows: int) -> None:
+        self.outputs[table.name] = self.outputs.get(table.name, 0) + int(rows)
+
+
+def run_stage(name: str, fn, spark: SparkSession, cfg: Config) -> StageResult:
+    """Run ``fn(spark, cfg) -> StageResult``, log it and record it in stage_runs."""
+    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    log.info("stage %s: start (run date %s, env %s)", name, cfg.effective_run_date(), cfg.env)
+    status = "ok"
+    result = StageResult(name)
+    try:
+        result = fn(spark, cfg)
+        return result
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        result.seconds = time.perf_counter() - t0
+        row = [(name, cfg.effective_run_date(), started, result.seconds, status,
+                {k: int(v) for k, v in result.outputs.items()}, cfg.env)]
+        try:
+            io.write(spark.createDataFrame(row, T.STAGE_RUNS.schema), cfg, T.STAGE_RUNS, mode="append")
+        except Exception as exc:  # the stage's own error matters more than its bookkeeping
+            log.warning("could not record stage_runs for %s: %s", name, exc)
+        written = ", ".join(f"{k}={v:,}" for k, v in result.outputs.items()) or "nothing"
+        log.info("stage %s: %s in %.1fs; wrote %s", name, status, result.seconds, written)

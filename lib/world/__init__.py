@@ -1,0 +1,1 @@
+"""The seeded synthetic travel market used as demo data (generate_world)."""
