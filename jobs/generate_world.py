@@ -16,6 +16,7 @@ from vistarank.world import generate as G
 
 def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("generate_world")
+    G.forget(cfg)  # a killed run must not look complete
     world = G.generate_world(spark, cfg)
     # Rendering happens while truth_images is written (one pass, in the workers).
     res.add(T.TRUTH_IMAGES, io.write(world.truth_images, cfg, T.TRUTH_IMAGES))
@@ -30,6 +31,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     res.add(T.VISITS, io.write(visits.repartition("visit_date"), cfg, T.VISITS))
     res.add(T.PURCHASES, io.write(purchases.coalesce(1), cfg, T.PURCHASES))
     behaviour.unpersist()
+    G.mark_current(cfg)
     res.notes.append(f"image files: {G.local_image_root(cfg)}")
     return res
 

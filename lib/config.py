@@ -92,7 +92,7 @@ class IngestConfig(_Section):
     max_bytes: int = Field(20_000_000, ge=1)
     max_pixels: int = Field(40_000_000, ge=1)
     min_side: int = Field(32, ge=1)
-    phash_max_distance: int = Field(6, ge=0, le=64)
+    phash_max_distance: int = Field(10, ge=0, le=256)
     partitions: int = Field(8, ge=1)
 
 
@@ -116,7 +116,7 @@ class ModelSpec(_Section):
 class SceneModelConfig(_Section):
     images_per_class: int = Field(160, ge=4)
     holdout_per_class: int = Field(30, ge=1)
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(6, ge=1)
     batch_size: int = Field(64, ge=1)
     width: int = Field(32, ge=4)
     learning_rate: float = Field(3e-3, gt=0)

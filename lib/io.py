@@ -112,6 +112,7 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     data = conform(df, table)
     if not DeltaTable.isDeltaTable(spark, path):
         return write(data.dropDuplicates(list(table.keys)), cfg, table, mode="overwrite")
+    before = version(spark, cfg, table)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
     for p in table.partition_by:  # lets Delta prune partitions of the target
         if p not in table.keys:
@@ -119,7 +120,8 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     (DeltaTable.forPath(spark, path).alias("t")
      .merge(data.dropDuplicates(list(table.keys)).alias("s"), cond)
      .whenNotMatchedInsertAll().execute())
-    rows = _last_commit_rows(spark, path)
+    # a MERGE that changes nothing may not commit at all: then nothing was inserted
+    rows = _last_commit_rows(spark, path) if version(spark, cfg, table) > before else 0
     log.info("inserted into %s: %d new rows", table.name, rows)
     return rows
 

@@ -32,8 +32,8 @@ def _s(*fields: tuple) -> StructType:
     return StructType([StructField(n, t, True) for n, t in fields])
 
 
-LABEL_PROB = StructType([StructField("label", StringType(), False),
-                         StructField("probability", FloatType(), False)])
+LABEL_PROB = StructType([StructField("label", StringType(), True),
+                         StructField("probability", FloatType(), True)])
 
 # ---------------------------------------------------------------- demo world (generate_world)
 SALES = Table("sales", _s(

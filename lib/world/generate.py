@@ -327,3 +327,34 @@ def sale_photo_quality(truth_images: DataFrame) -> DataFrame:
     """Per sale: mean hidden aesthetic, centred (a good-looking sale sells better)."""
     return truth_images.groupBy("sale_id").agg(((F.avg("aesthetic") - 7.0) / 2.0).alias("quality"))
 
+
+
+# ------------------------------------------------------------------------ freshness
+def fingerprint(cfg: Config) -> str:
+    """What the generated world depends on (its whole config section)."""
+    return json.dumps(cfg.world.model_dump(mode="json"), sort_keys=True)
+
+
+def _marker(cfg: Config) -> str:
+    return os.path.join(os.path.dirname(local_image_root(cfg)), "world.json")
+
+
+def is_current(spark: SparkSession, cfg: Config) -> bool:
+    """True when the lakehouse holds a complete world generated from this exact config."""
+    from vistarank import io
+
+    marker = _marker(cfg)
+    if not os.path.exists(marker) or not all(io.exists(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES)):
+        return False
+    with open(marker) as fh:
+        return fh.read() == fingerprint(cfg)
+
+
+def forget(cfg: Config) -> None:
+    if os.path.exists(_marker(cfg)):
+        os.remove(_marker(cfg))
+
+
+def mark_current(cfg: Config) -> None:
+    with open(_marker(cfg), "w") as fh:
+        fh.write(fingerprint(cfg))

@@ -1,0 +1,79 @@
+"""pipeline: every stage in order, the main job.
+
+On the embedded default it generates the demo world (unless the lakehouse already holds
+the world this config describes), ingests its images, pre-trains the demo scene model
+(unless a model is configured or already saved) and labels every image.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from pyspark.sql import SparkSession
+
+from vistarank.config import Config, ConfigError
+from vistarank.jobs import generate_world, ingest_images, label_images, pretrain_scene_model
+from vistarank.jobs.common import config_from_args, parser, print_summary, setup_logging
+from vistarank.runs import StageResult, run_stage
+from vistarank.vision import models
+from vistarank.world import generate as world
+
+log = logging.getLogger(__name__)
+
+
+def _demo_world(cfg: Config) -> bool:
+    return cfg.ingest.source is None and cfg.ingest.manifest is None
+
+
+STAGES: list[tuple[str, Callable, Callable[[SparkSession, Config], bool]]] = [
+    # (name, run, whether it is needed)
+    ("generate_world", generate_world.run,
+     lambda spark, cfg: _demo_world(cfg) and not world.is_current(spark, cfg)),
+    ("ingest_images", ingest_images.run, lambda spark, cfg: True),
+    ("pretrain_scene_model", pretrain_scene_model.run,
+     lambda spark, cfg: cfg.model.path is None and not models.model_available(models.resolve(cfg))),
+    ("label_images", label_images.run, lambda spark, cfg: True),
+]
+STAGE_NAMES = [s[0] for s in STAGES]
+
+
+def run_pipeline(spark: SparkSession, cfg: Config, only: list[str] | None = None,
+                 force: bool = False) -> list[StageResult]:
+    results = []
+    for name, fn, needed in STAGES:
+        if only and name not in only:
+            continue
+        if not force and not needed(spark, cfg):
+            log.info("stage %s: up to date, skipped", name)
+            continue
+        results.append(run_stage(name, fn, spark, cfg))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("pipeline", __doc__.splitlines()[0])
+    p.add_argument("--stages", default=None, help=f"comma-separated subset of: {','.join(STAGE_NAMES)}")
+    p.add_argument("--force", action="store_true", help="run every selected stage even if up to date")
+    args = p.parse_args(argv)
+    setup_logging()
+    only = [s.strip() for s in args.stages.split(",")] if args.stages else None
+    unknown = sorted(set(only or []) - set(STAGE_NAMES))
+    if unknown:
+        print(f"error: unknown stage(s) {unknown}; stages are {STAGE_NAMES}", file=sys.stderr)
+        return 2
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from vistarank.session import get_spark
+
+    spark = get_spark(cfg)
+    results = run_pipeline(spark, cfg, only, args.force)
+    print_summary(cfg, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

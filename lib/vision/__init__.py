@@ -1,0 +1,1 @@
+"""Images and models: ingest, model specs, scoring, the demo scene model."""

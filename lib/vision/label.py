@@ -1,0 +1,57 @@
+"""label_images: score every image without labels for the configured model version.
+
+Incremental and versioned: the work list is an anti-join of images against
+image_labels for this model_version; results are inserted by key (image_id,
+model_version), in chunks of ``label.chunk_images`` images per Delta commit. A rerun
+scores nothing; a run killed mid-way keeps its finished chunks and the rerun scores
+the rest, each image exactly once; a new model version scores everything again and
+never touches another version's rows (image_labels is partitioned by model_version).
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.config import Config
+from vistarank.udfs.scoring import make_label_udf
+from vistarank.vision.models import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+
+def todo_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
+    """image_ids that have no labels for ``model_version`` yet."""
+    done = (io.read_or_empty(spark, cfg, T.IMAGE_LABELS)
+            .where(F.col("model_version") == model_version).select("image_id"))
+    return io.read(spark, cfg, T.IMAGES).select("image_id").join(done, "image_id", "left_anti")
+
+
+def n_chunks(n_todo: int, chunk_images: int) -> int:
+    return max(1, math.ceil(n_todo / chunk_images))
+
+
+def chunk_filter(i: int, n: int) -> F.Column:
+    return F.pmod(F.xxhash64("image_id"), F.lit(n)) == i
+
+
+def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> DataFrame:
+    """images(image_id, content) to image_labels rows for model ``rm``."""
+    lc = cfg.label
+    udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities)
+    scored = (images.repartition(lc.partitions)
+              .select("image_id", udf(F.col("content")).alias("r"))
+              .select("image_id", "r.*")
+              .where(F.col("label_names").isNotNull()))  # undecodable now: left for a later run
+    return scored.select(
+        "image_id",
+        F.lit(rm.model_version).alias("model_version"),
+        F.transform(F.arrays_zip("label_names", "label_probs"),
+                    lambda z: F.struct(z["label_names"].alias("label"),
+                                       z["label_probs"].alias("probability"))).alias("labels"),
+        "embedding", "probabilities",
+        F.current_timestamp().alias("scored_at"))

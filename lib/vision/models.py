@@ -1,0 +1,180 @@
+"""Models are configuration: a :class:`~vistarank.config.ModelSpec` names the file, the
+labels, the input size, the preprocessing and the embedding layer.
+
+Supported sources (never downloaded; every file is named by the config):
+- ``keras_file``: a ``.keras`` or ``.h5`` file, loaded with ``safe_mode=True`` (a model
+  file cannot run arbitrary code; Lambda layers with Python code are refused);
+- ``savedmodel``: a TensorFlow SavedModel directory (its serving signature);
+- ``application``: a ``keras.applications`` architecture (VGG16, MobileNetV2,
+  EfficientNetB0, ...) built with as many classes as the labels file has lines, then
+  loaded from a weights file (e.g. Places365 VGG16 or ImageNet weights saved to disk).
+
+Labels files: one label per line, or the Places365 ``categories_places365.txt`` form
+``/a/abbey 0`` (the leading letter folder is dropped: ``abbey``; ``/b/bamboo_forest 12``
+gives ``bamboo_forest``; ``/s/ski_slope 300`` gives ``ski_slope``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from vistarank.config import Config, ModelSpec, join
+
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+_PLACES = re.compile(r"^/[a-z]/(\S+)\s+\d+\s*$")
+
+
+def parse_labels(text: str) -> list[str]:
+    """Labels from a labels file (plain lines, or Places365 ``/a/abbey 0`` lines)."""
+    labels = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        m = _PLACES.match(line)
+        labels.append(m.group(1) if m else line)
+    if len(set(labels)) != len(labels):
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        raise ValueError(f"labels file has duplicate labels: {dup[:5]}")
+    return labels
+
+
+def preprocess(batch: np.ndarray, mode: str) -> np.ndarray:
+    """From float RGB 0..255 (N, H, W, 3) to what the model expects."""
+    if mode == "included":
+        return batch
+    if mode == "unit":
+        return batch / 255.0
+    if mode == "symmetric":
+        return batch / 127.5 - 1.0
+    if mode == "caffe":
+        return batch[..., ::-1] - CAFFE_MEAN_BGR
+    if mode == "torch":
+        return (batch / 255.0 - TORCH_MEAN) / TORCH_STD
+    raise ValueError(f"unknown preprocessing {mode!r}")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A spec with its paths resolved: plain strings and numbers only, safe to ship to workers."""
+    model_version: str
+    source: str
+    path: str
+    labels_path: str
+    architecture: Optional[str]
+    input_size: int
+    preprocessing: str
+    embedding_layer: Optional[str]
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "ResolvedModel":
+        return ResolvedModel(**json.loads(text))
+
+
+def demo_model_dir(cfg: Config, spec: Optional[ModelSpec] = None) -> str:
+    spec = spec or cfg.model
+    return join(cfg.models_dir(), spec.name, spec.version)
+
+
+def resolve(cfg: Config, spec: Optional[ModelSpec] = None) -> ResolvedModel:
+    """Resolve the configured model's paths (None path = the demo scene model)."""
+    spec = spec or cfg.model
+    if spec.source == "application":
+        path = spec.weights or ""
+    else:
+        path = spec.path or join(demo_model_dir(cfg, spec), "model.keras")
+    labels = spec.labels or join(os.path.dirname(path.rstrip("/")) if spec.source != "savedmodel" else path,
+                                 "labels.txt")
+    return ResolvedModel(spec.model_version, spec.source, path, labels, spec.architecture, spec.input_size,
+                         spec.preprocessing, spec.embedding_layer)
+
+
+def model_available(rm: ResolvedModel) -> bool:
+    return os.path.exists(rm.path) and os.path.exists(rm.labels_path)
+
+
+def _last_4d_layer(model: Any):
+    for layer in reversed(model.layers):
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        if len(shape) == 4:
+            return layer
+    return None
+
+
+def load_keras(rm: ResolvedModel, n_labels: int):
+    """The Keras model of a spec (keras_file or application), not yet wrapped."""
+    import keras
+
+    if rm.source == "keras_file":
+        return keras.models.load_model(rm.path, compile=False, safe_mode=True)
+    if rm.source == "application":
+        arch = getattr(keras.applications, rm.architecture or "", None)
+        if arch is None:
+            raise ValueError(f"model.architecture {rm.architecture!r} is not in keras.applications")
+        model = arch(weights=None, include_top=True, classes=n_labels,
+                     input_shape=(rm.input_size, rm.input_size, 3))
+        if rm.path:
+            model.load_weights(rm.path)
+        return model
+    raise ValueError(f"load_keras does not handle source {rm.source!r}")
+
+
+class Scorer:
+    """A loaded model that maps a float RGB batch (N, S, S, 3; 0..255) to
+    (probabilities (N, C), embeddings (N, D))."""
+
+    def __init__(self, rm: ResolvedModel) -> None:
+        import tensorflow as tf
+
+        with open(rm.labels_path) as fh:
+            self.labels = parse_labels(fh.read())
+        self.rm = rm
+        if rm.source == "savedmodel":
+            loaded = tf.saved_model.load(rm.path)
+            fn = loaded.signatures["serving_default"]
+            out_keys = sorted(fn.structured_outputs)
+            emb_key = rm.embedding_layer if rm.embedding_layer in out_keys else None
+            prob_key = next(k for k in out_keys if k != emb_key)
+            in_key = sorted(fn.structured_input_signature[1])[0]
+
+            def call(x):
+                out = fn(**{in_key: x})
+                emb = out[emb_key] if emb_key else tf.zeros((tf.shape(x)[0], 0))
+                return out[prob_key], emb
+            self._call = call
+        else:
+            import keras
+
+            model = load_keras(rm, len(self.labels))
+            if rm.embedding_layer:
+                feat = model.get_layer(rm.embedding_layer).output
+            else:
+                layer = _last_4d_layer(model)
+                feat = layer.output if layer is not None else model.layers[-2].output
+            if len(feat.shape) == 4:
+                feat = keras.layers.GlobalAveragePooling2D(name="vistarank_embedding")(feat)
+            self.model = keras.Model(model.inputs, [model.outputs[0], feat])
+            self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        n_out = int(self.predict(np.zeros((1, rm.input_size, rm.input_size, 3), np.float32))[0].shape[1])
+        if n_out != len(self.labels):
+            raise ValueError(f"model {rm.model_version} has {n_out} outputs but {rm.labels_path} "
+                             f"has {len(self.labels)} labels")
+
+    def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = preprocess(batch.astype(np.float32, copy=False), self.rm.preprocessing)
+        probs, emb = self._call(x)
+        return np.asarray(probs), np.asarray(emb)

@@ -1,0 +1,82 @@
+"""The labelling pandas UDF: bytes in, top-k labels and an embedding out.
+
+Built once per job by :func:`make_label_udf`, which captures only strings and
+numbers (the resolved model spec as JSON, k, batch size). Inside the worker the
+model comes from :mod:`vistarank.udfs.model_cache` (once per Python process); each
+Arrow batch is decoded by a small thread pool (Pillow releases the GIL while
+decoding, with JPEG draft-mode downscaling) that works ahead of the model, and the
+model sees fixed-size batches (the last one padded) so its graph is traced once.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator, Optional
+
+import numpy as np
+import pandas as pd
+from pyspark.sql.functions import pandas_udf
+
+from vistarank.udfs.images import ImageRejected, decode_rgb, to_model_input
+
+LABEL_UDF_SCHEMA = ("label_names array<string>, label_probs array<float>, embedding array<float>, "
+                    "probabilities array<float>")
+_DECODE_MAX_PIXELS = 1 << 31  # images were checked at ingest
+
+
+def decode_for_model(data: bytes, size: int) -> Optional[np.ndarray]:
+    try:
+        return to_model_input(decode_rgb(bytes(data), max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image, size)
+    except ImageRejected:
+        return None
+
+
+def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest per row, in descending order."""
+    k = min(k, probs.shape[1])
+    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(probs, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_size: int, full: bool,
+                  threads: int = 2) -> Iterator[pd.DataFrame]:
+    """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too)."""
+    from vistarank.udfs.model_cache import get_scorer
+
+    scorer = get_scorer(model_json)
+    size = scorer.rm.input_size
+    labels = np.array(scorer.labels, dtype=object)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for series in contents:
+            values = series.tolist()
+            chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
+            futures = [pool.map(decode_for_model, chunk, [size] * len(chunk)) for chunk in chunks]
+            out: list[dict] = []
+            for decoded in futures:
+                decoded = list(decoded)
+                ok = [i for i, a in enumerate(decoded) if a is not None]
+                rows: list[dict] = [dict(label_names=None, label_probs=None, embedding=None,
+                                         probabilities=None) for _ in decoded]
+                if ok:
+                    x = np.zeros((batch_size, size, size, 3), np.float32)  # fixed shape: one trace
+                    x[:len(ok)] = np.stack([decoded[i] for i in ok])
+                    probs, emb = scorer.predict(x)
+                    probs, emb = probs[:len(ok)], emb[:len(ok)]
+                    idx, vals = top_k(probs, k)
+                    for j, i in enumerate(ok):
+                        rows[i] = dict(label_names=labels[idx[j]].tolist(), label_probs=vals[j].astype(np.float32),
+                                       embedding=emb[j].astype(np.float32),
+                                       probabilities=probs[j].astype(np.float32) if full else None)
+                out.extend(rows)
+            yield pd.DataFrame(out, columns=["label_names", "label_probs", "embedding", "probabilities"])
+
+
+def make_label_udf(model_json: str, k: int, batch_size: int, full: bool):
+    """An iterator pandas UDF over the ``content`` column (build once per job)."""
+
+    @pandas_udf(LABEL_UDF_SCHEMA)
+    def label_images(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        yield from score_batches(contents, model_json, k, batch_size, full)
+
+    return label_images
