@@ -97,6 +97,8 @@ class IngestConfig(_Section):
 
 
 class ModelSpec(_Section):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+
     name: str = "scene-demo"
     version: str = "1"
     source: Literal["keras_file", "savedmodel", "application"] = "keras_file"
@@ -174,12 +176,12 @@ def is_uri(path: str) -> bool:
 
 # --------------------------------------------------------------------------- loading
 
-def conf_dir_default() -> Path:
-    """The conf/ folder shipped inside the package (works from a wheel too)."""
-    return Path(str(resources.files("vistarank.conf")))
+def conf_dir_default():
+    """The conf/ folder shipped inside the package (a Traversable: works from a zipped wheel too)."""
+    return resources.files("vistarank.conf")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -276,13 +278,13 @@ def load_config(env: str = "local", overrides: Optional[list[str]] = None,
     """Load base.yaml, the ``env`` overlay and ``--set`` overrides into a validated Config."""
     cdir = Path(conf_dir) if conf_dir else conf_dir_default()
     base_path = cdir / "base.yaml"
-    if not base_path.exists():
+    if not base_path.is_file():
         raise ConfigError(f"no base.yaml in {cdir}")
     data = _read_yaml(base_path)
     overlay = cdir / f"{env}.yaml"
     if env != "base":
-        if not overlay.exists():
-            envs = sorted(p.stem for p in cdir.glob("*.yaml") if p.stem != "base")
+        if not overlay.is_file():
+            envs = sorted(p.name[:-5] for p in cdir.iterdir() if p.name.endswith(".yaml") and p.name != "base.yaml")
             raise ConfigError(f"--env {env!r}: no {overlay.name} in {cdir} (have: {envs})")
         data = _merge(data, _read_yaml(overlay))
     data["env"] = env

@@ -1,6 +1,7 @@
 """ingest_images: files to the images / image_sources / images_rejected tables.
 
-- Listing uses Spark's binaryFile source with only path and length selected, so no
+- Listing uses Spark's binaryFile source (note: Spark's file sources never list zero-byte
+  files, so an empty file in a tree is not seen; from a manifest it is rejected as ``empty``) with only path and length selected, so no
   file content is read to list; files already ingested or rejected are skipped by an
   anti-join on the URI (incremental).
 - Each new file is read, checked and hashed in the workers (udfs.images). Exact

@@ -1,0 +1,66 @@
+"""One local Spark + Delta session for the whole test run, and a tiny demo world."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vistarank.config import Config, load_config
+
+TINY = [
+    "world.size=tiny",
+    "spark.show_progress=false",
+    "spark.shuffle_partitions=2",
+    "spark.master=local[2]",
+    "spark.driver_memory=3g",
+    "ingest.partitions=2",
+    "label.partitions=2",
+    "label.batch_size=16",
+    "scene_model.images_per_class=12",
+    "scene_model.holdout_per_class=4",
+    "scene_model.epochs=2",
+    "scene_model.width=8",
+    "model.input_size=48",
+]
+
+
+def make_cfg(root: str, *extra: str) -> Config:
+    return load_config("local", TINY + [f"lakehouse.root={root}"] + list(extra))
+
+
+@pytest.fixture(scope="session")
+def lakehouse(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("lakehouse"))
+
+
+@pytest.fixture(scope="session")
+def cfg(lakehouse) -> Config:
+    return make_cfg(lakehouse)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from vistarank.session import get_spark
+
+    root = str(tmp_path_factory.mktemp("spark"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    session = get_spark(make_cfg(root))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_world(spark, cfg) -> Config:
+    """The tiny world generated once into the session lakehouse."""
+    from vistarank.jobs import generate_world
+
+    generate_world.run(spark, cfg)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, tiny_world) -> Config:
+    from vistarank.jobs import ingest_images
+
+    ingest_images.run(spark, tiny_world)
+    return tiny_world

@@ -1,0 +1,71 @@
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vistarank.config import ConfigError, load_config, parse_override
+
+
+def test_base_has_defaults_for_the_embedded_lakehouse():
+    cfg = load_config()
+    assert cfg.lakehouse.root == "./lakehouse"
+    assert cfg.world.size == "demo"
+    assert cfg.world.dims().n_sales == 2000
+    assert cfg.effective_run_date() == cfg.world.end_date
+
+
+@pytest.mark.parametrize("env", ["local", "cluster", "databricks"])
+def test_every_overlay_loads(env):
+    cfg = load_config(env)
+    assert cfg.env == env
+
+
+def test_unknown_key_names_the_key_and_the_closest_valid_one():
+    with pytest.raises(ConfigError) as e:
+        load_config(overrides=["world.sise=tiny"])
+    assert "world.sise" in str(e.value) and "did you mean 'world.size'" in str(e.value)
+
+
+def test_unknown_top_level_section():
+    with pytest.raises(ConfigError, match="'lakehose' is unknown; did you mean 'lakehouse'"):
+        load_config(overrides=["lakehose.root=/x"])
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match="spark.shuffle_partitions"):
+        load_config(overrides=["spark.shuffle_partitions=many"])
+
+
+def test_out_of_range_value():
+    with pytest.raises(ConfigError, match="world.purchase_rate"):
+        load_config(overrides=["world.purchase_rate=2"])
+
+
+def test_missing_path_fails():
+    with pytest.raises(ConfigError, match="ingest.source.*does not exist"):
+        load_config(overrides=["ingest.source=/definitely/not/here"])
+
+
+def test_unknown_env():
+    with pytest.raises(ConfigError, match="no staging.yaml"):
+        load_config("staging")
+
+
+def test_overrides_are_typed():
+    assert parse_override("a.b=3") == {"a": {"b": 3}}
+    assert parse_override("a=true") == {"a": True}
+    cfg = load_config(overrides=["world.seed=7", "run_date=2026-09-10"])
+    assert cfg.world.seed == 7 and str(cfg.effective_run_date()) == "2026-09-10"
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_override("novalue")
+
+
+def test_bad_config_fails_before_spark_starts():
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "vistarank.jobs.generate_world", "--set", "world.sise=tiny"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "did you mean 'world.size'" in p.stderr
+    assert "SparkContext" not in p.stderr and "Ivy" not in p.stderr
+    assert time.perf_counter() - t0 < 60

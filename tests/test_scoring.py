@@ -1,0 +1,185 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import make_cfg
+from vistarank import io
+from vistarank import tables as T
+from vistarank.jobs import label_images
+from vistarank.udfs.scoring import score_batches, top_k
+from vistarank.vision import models
+from vistarank.vision.models import parse_labels, preprocess
+
+LABELS = ["beach", "bedroom", "forest", "city_skyline", "pool"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny Keras model with preprocessing inside, saved as .keras with its labels."""
+    from vistarank.vision.scene_model import build_model
+
+    d = tmp_path_factory.mktemp("model")
+    model = build_model(len(LABELS), 32, 4, seed=1)
+    path = str(d / "model.keras")
+    model.save(path)
+    (d / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    return path, str(d / "labels.txt"), model
+
+
+def _cfg(root, tiny_model, *extra):
+    path, labels, _ = tiny_model
+    return make_cfg(str(root), f"model.path={path}", f"model.labels={labels}", "model.name=tiny",
+                    "model.input_size=32", "model.preprocessing=included", *extra)
+
+
+def test_parse_labels_plain_and_places365():
+    assert parse_labels("a\nb\n\n") == ["a", "b"]
+    assert parse_labels("/a/abbey 0\n/b/bamboo_forest 12\n/s/ski_slope 300\n") == ["abbey", "bamboo_forest",
+                                                                                    "ski_slope"]
+    with pytest.raises(ValueError, match="duplicate"):
+        parse_labels("x\nx\n")
+
+
+def test_preprocessing_modes():
+    x = np.full((1, 2, 2, 3), 255.0, np.float32)
+    x[..., 0] = 0.0
+    assert np.allclose(preprocess(x, "unit")[0, 0, 0], [0, 1, 1])
+    assert np.allclose(preprocess(x, "symmetric")[0, 0, 0], [-1, 1, 1])
+    assert np.allclose(preprocess(x, "caffe")[0, 0, 0], [255 - 103.939, 255 - 116.779, 0 - 123.68])
+    assert np.allclose(preprocess(x, "torch")[0, 0, 0], [(0 - .485) / .229, (1 - .456) / .224, (1 - .406) / .225])
+    assert preprocess(x, "included") is x
+
+
+def test_top_k_order():
+    idx, vals = top_k(np.array([[0.1, 0.5, 0.2, 0.2]]), 3)
+    assert idx[0].tolist()[0] == 1 and np.all(np.diff(vals[0]) <= 0)
+
+
+def test_udf_topk_equals_keras_predict(tiny_model, tmp_path):
+    from vistarank.udfs.images import decode_rgb, to_model_input
+    from vistarank.udfs.render import encode_jpeg, render_scene
+
+    cfg = _cfg(tmp_path, tiny_model)
+    rm = models.resolve(cfg)
+    imgs = [encode_jpeg(render_scene(c, np.random.default_rng(i), 90, 70)) for i, c in
+            enumerate(["beach", "forest", "bedroom", "tower", "lake", "desert", "kitchen"])]
+    out = pd.concat(score_batches(iter([pd.Series(imgs)]), rm.to_json(), 3, 4, True))
+    x = np.stack([to_model_input(decode_rgb(b, max_pixels=10**8, draft_size=32).image, 32) for b in imgs])
+    ref = tiny_model[2].predict(x, verbose=0)
+    for i, row in enumerate(out.itertuples()):
+        order = np.argsort(-ref[i])[:3]
+        assert list(row.label_names) == [LABELS[j] for j in order]
+        assert np.allclose(row.label_probs, ref[i][order], atol=1e-5)
+        assert np.allclose(row.probabilities, ref[i], atol=1e-5)
+        assert len(row.embedding) == 32  # width * 8 channels, globally pooled
+
+
+def test_application_source_with_weights_file(tmp_path):
+    import keras
+
+    from vistarank.udfs.model_cache import get_scorer
+
+    m = keras.applications.MobileNetV2(weights=None, classes=3, input_shape=(32, 32, 3))
+    weights = str(tmp_path / "mnv2.weights.h5")
+    m.save_weights(weights)
+    (tmp_path / "labels.txt").write_text("/a/abbey 0\n/b/beach 1\n/c/castle 2\n")
+    cfg = make_cfg(str(tmp_path), "model.source=application", "model.architecture=MobileNetV2",
+                   f"model.weights={weights}", f"model.labels={tmp_path / 'labels.txt'}", "model.input_size=32",
+                   "model.preprocessing=symmetric")
+    scorer = get_scorer(models.resolve(cfg).to_json())
+    assert scorer.labels == ["abbey", "beach", "castle"]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    probs, emb = scorer.predict(x)
+    assert np.allclose(probs, m.predict(x / 127.5 - 1, verbose=0), atol=1e-5)
+    assert emb.shape == (2, 1280)
+
+
+def test_savedmodel_source(tmp_path, tiny_model):
+    from vistarank.udfs.model_cache import get_scorer
+
+    _, labels, model = tiny_model
+    out = str(tmp_path / "sm")
+    model.export(out)
+    cfg = make_cfg(str(tmp_path), "model.source=savedmodel", f"model.path={out}", f"model.labels={labels}",
+                   "model.input_size=32", "model.name=sm")
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    probs, _ = get_scorer(models.resolve(cfg).to_json()).predict(x)
+    assert np.allclose(probs, model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_safe_mode_refuses_code_in_model_files(tmp_path):
+    import keras
+
+    from vistarank.vision.models import ResolvedModel, Scorer
+
+    inp = keras.Input((8, 8, 3))
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(keras.layers.Lambda(lambda t: t * 2)(inp)))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inp, out).save(path)
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    rm = ResolvedModel("x:1", "keras_file", path, str(tmp_path / "labels.txt"), None, 8, "included", None)
+    with pytest.raises(ValueError, match="(?i)safe_mode|lambda"):
+        Scorer(rm)
+
+
+def test_labels_mismatch_is_a_clear_error(tmp_path, tiny_model):
+    from vistarank.vision.models import ResolvedModel, Scorer
+
+    (tmp_path / "labels.txt").write_text("only\ntwo\n")
+    rm = ResolvedModel("x:1", "keras_file", tiny_model[0], str(tmp_path / "labels.txt"), None, 32, "included", None)
+    with pytest.raises(ValueError, match="5 outputs but .* has 2 labels"):
+        Scorer(rm)
+
+
+def _labels(spark, cfg):
+    return io.read(spark, cfg, T.IMAGE_LABELS)
+
+
+def test_label_images_incremental_versioned_and_exactly_once(spark, ingested, tiny_model, tmp_path, monkeypatch):
+    # a private lakehouse sharing the ingested images (image_labels is written here)
+    cfg = _cfg(tmp_path, tiny_model, "label.chunk_images=40", "label.top_k=3")
+    io.write(io.read(spark, ingested, T.IMAGES), cfg, T.IMAGES)
+    n_images = io.read(spark, cfg, T.IMAGES).count()
+
+    # a run killed after its first chunk keeps that chunk ...
+    real_insert, calls = io.insert_new, []
+
+    def dying_insert(df, c, table):
+        calls.append(table.name)
+        if len(calls) == 2:
+            raise RuntimeError("executor lost")
+        return real_insert(df, c, table)
+
+    monkeypatch.setattr(label_images.io, "insert_new", dying_insert)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        label_images.run(spark, cfg)
+    monkeypatch.setattr(label_images.io, "insert_new", real_insert)
+    partial = _labels(spark, cfg).count()
+    assert 0 < partial < n_images
+    # ... and the rerun scores the rest: every image exactly once
+    res = label_images.run(spark, cfg)
+    assert res.outputs["image_labels"] == n_images - partial
+    df = _labels(spark, cfg)
+    assert df.count() == n_images
+    assert df.groupBy("image_id", "model_version").count().where("count > 1").count() == 0
+    assert df.where(F.size("labels") != 3).count() == 0
+    assert df.where(F.size("embedding") != 32).count() == 0
+    # a rerun scores nothing
+    assert label_images.run(spark, cfg).outputs["image_labels"] == 0
+    # a new version scores everything again and leaves the old rows untouched
+    v1 = {r.image_id: r.scored_at for r in df.collect()}
+    cfg2 = _cfg(tmp_path, tiny_model, "model.version=2")
+    assert label_images.run(spark, cfg2).outputs["image_labels"] == n_images
+    df2 = _labels(spark, cfg2)
+    assert df2.groupBy("model_version").count().orderBy("model_version").collect() == [
+        ("tiny:1", n_images), ("tiny:2", n_images)]
+    assert {r.image_id: r.scored_at for r in df2.where("model_version = 'tiny:1'").collect()} == v1
+
+
+def test_missing_model_is_a_clear_error(spark, tmp_path):
+    cfg = make_cfg(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="run pretrain_scene_model"):
+        label_images.run(spark, cfg)

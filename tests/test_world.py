@@ -1,0 +1,100 @@
+import os
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.jobs import generate_world
+from vistarank.world import catalog as C
+from conftest import make_cfg
+
+SMALL = ["world.sizes.tiny.n_sales=8", "world.sizes.tiny.n_hotels=6", "world.sizes.tiny.n_users=25",
+         "world.sizes.tiny.n_days=5", "world.sizes.tiny.images_per_sale_max=4"]
+
+
+def _world(spark, root, *extra):
+    cfg = make_cfg(str(root), *SMALL, *extra)
+    generate_world.run(spark, cfg)
+    return cfg
+
+
+def _images(cfg):
+    base = os.path.join(cfg.lakehouse.root, "raw", "images")
+    out = {}
+    for d, _, files in os.walk(base):
+        for f in files:
+            with open(os.path.join(d, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(d, f), base)] = fh.read()
+    return out
+
+
+def _tables(spark, cfg):
+    return {t.name: io.read(spark, cfg, t, allow_truth=True).drop("uri")
+            for t in (T.SALES, T.USERS, T.VISITS, T.PURCHASES, T.TRUTH_IMAGES, T.TRUTH_USERS)}
+
+
+def test_same_seed_same_world_different_seed_different_world(spark, tmp_path):
+    a = _world(spark, tmp_path / "a")
+    b = _world(spark, tmp_path / "b")
+    c = _world(spark, tmp_path / "c", "world.seed=43")
+    ta, tb, tc = _tables(spark, a), _tables(spark, b), _tables(spark, c)
+    for name in ta:
+        assertDataFrameEqual(ta[name], tb[name])
+    assert _images(a) == _images(b)
+    assert ta["sales"].orderBy("sale_id").collect() != tc["sales"].orderBy("sale_id").collect()
+    assert _images(a) != _images(c)
+
+
+def test_rerun_is_idempotent(spark, tmp_path):
+    cfg = _world(spark, tmp_path / "w")
+    before = {n: df.count() for n, df in _tables(spark, cfg).items()}
+    files = _images(cfg)
+    generate_world.run(spark, cfg)
+    assert {n: df.count() for n, df in _tables(spark, cfg).items()} == before
+    assert _images(cfg) == files
+
+
+def test_visits_and_purchases_only_of_open_sales(spark, tiny_world):
+    cfg = tiny_world
+    sales = io.read(spark, cfg, T.SALES)
+    for table, day in ((T.VISITS, "visit_date"), (T.PURCHASES, "purchase_date")):
+        df = io.read(spark, cfg, table).join(sales, "sale_id")
+        assert df.count() > 0
+        assert df.where((F.col(day) < F.col("open_date")) | (F.col(day) > F.col("close_date"))).count() == 0
+    # a purchase follows a visit of the same sale by the same user on that day
+    v = io.read(spark, cfg, T.VISITS).select("user_id", "sale_id", F.col("visit_date").alias("purchase_date"))
+    p = io.read(spark, cfg, T.PURCHASES)
+    assert p.join(v, ["user_id", "sale_id", "purchase_date"], "left_anti").count() == 0
+
+
+def test_world_shape(spark, tiny_world):
+    cfg = tiny_world
+    dims = cfg.world.dims()
+    sales = io.read(spark, cfg, T.SALES)
+    assert sales.count() == dims.n_sales
+    assert sales.where((F.col("n_images") < dims.images_per_sale_min) |
+                       (F.col("n_images") > dims.images_per_sale_max)).count() == 0
+    days = sales.select(F.datediff("close_date", "open_date") + 1).collect()
+    assert all(cfg.world.sale_days_min <= d[0] <= cfg.world.sale_days_max for d in days)
+    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
+    assert truth.count() == sales.agg(F.sum("n_images")).first()[0]
+    assert set(r.category for r in truth.select("category").distinct().collect()) <= set(C.CATEGORY_NAMES)
+    # every file named in the truth exists; hotels that come back reuse their photos
+    for r in truth.select("uri").collect():
+        assert os.path.exists(r.uri[len("file:"):])
+    assert truth.groupBy("photo_key").count().where("count > 1").count() > 0
+    assert truth.where("aesthetic < 6").count() > 0  # degraded photos exist
+    areas = {r.area for r in truth.select("area").distinct().collect()} - {None}
+    assert areas <= set(C.AREAS)
+
+
+def test_every_table_is_documented():
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "tables.md")) as fh:
+        doc = fh.read()
+    for table in T.ALL_TABLES.values():
+        assert f"## {table.name}" in doc, f"docs/tables.md lacks {table.name}"
+        section = doc.split(f"## {table.name}", 1)[1].split("\n## ", 1)[0]
+        for col in table.columns:
+            assert f"`{col}`" in section, f"docs/tables.md: {table.name}.{col} undocumented"
