@@ -44,6 +44,7 @@ EXTRAS = {
         "ipykernel==7.4.0",
         "venv-pack==0.2.0",
         "build==1.6.1",
+        "psutil==7.2.2",
     ],
     # The Horovod backend lives in a second, pinned environment (TF 2.15.1 + horovod
     # 0.28.1 built against the system cmake); see docs/operations.md. It is not an
@@ -68,6 +69,6 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [f"vistarank-{s.replace('_', '-')}=vistarank.jobs.{s}:main" for s in STAGES]
-        + ["vistarank-setup-jars=vistarank.jars:main"],
+        + ["vistarank-setup-jars=vistarank.jars:main", "vistarank-gradcam=vistarank.jobs.gradcam:main"],
     },
 )

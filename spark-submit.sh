@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 PY="$VENV/bin/python"
 CLUSTER=0
 if [ "${1:-}" = "--cluster" ]; then CLUSTER=1; shift; fi
@@ -49,7 +50,7 @@ if [ "$CLUSTER" = 0 ]; then
   if [ -z "$JARS" ]; then
     echo "error: Delta's jars are not cached in .cache/jars: run 'make setup' first" >&2; exit 1
   fi
-  export PYSPARK_PYTHON="$PWD/$PY" PYSPARK_DRIVER_PYTHON="$PWD/$PY"
+  export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
   exec "$SUBMIT" --master "${SPARK_MASTER:-local[*]}" --name "vistarank-$STAGE" \
     --jars "$JARS" --py-files "$WHEEL" "${DELTA_CONF[@]}" \
     --conf spark.sql.execution.arrow.pyspark.enabled=true \

@@ -30,7 +30,7 @@ def _configure_tf() -> None:
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
-    cpus = 1
+    cpus = os.cpu_count() or 1  # outside Spark (driver, benchmarks): every core
     gpus: list[str] = []
     if ctx is not None:
         cpus = max(1, int(ctx.cpus()))

@@ -1,0 +1,38 @@
+import json
+import os
+
+from pyspark.sql import functions as F
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.jobs import pipeline
+from vistarank.vision import models
+
+
+def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
+    cfg = ingested
+    results = pipeline.run_pipeline(spark, cfg)
+    ran = [r.stage for r in results]
+    assert ran == ["ingest_images", "pretrain_scene_model", "label_images"]  # the world is current
+    rm = models.resolve(cfg)
+    assert models.model_available(rm)
+    with open(os.path.join(models.demo_model_dir(cfg), "metrics.json")) as fh:
+        metrics = json.load(fh)
+    assert metrics["n_holdout"] == 24 * cfg.scene_model.holdout_per_class
+    assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 1.0
+    labels = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == rm.model_version)
+    assert labels.count() == io.read(spark, cfg, T.IMAGES).count()
+    recorded = io.read(spark, cfg, T.MODEL_METRICS).where("metric = 'top1'").first()
+    assert abs(recorded.value - metrics["top1"]) < 1e-9
+    # the scene model learned something: its top-5 on the world's own images beats chance (5/24)
+    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
+    hits = (labels.join(io.read(spark, cfg, T.IMAGE_SOURCES), "image_id").join(truth, "uri")
+            .select(F.exists("labels", lambda x: x["label"] == F.col("category")).cast("double").alias("hit"))
+            .agg(F.avg("hit")).first()[0])
+    assert hits > 0.4
+    # everything is up to date now: a second run redoes nothing
+    again = pipeline.run_pipeline(spark, cfg)
+    assert [r.stage for r in again] == ["ingest_images", "label_images"]
+    assert all(v == 0 for r in again for v in r.outputs.values())
+    runs = io.read(spark, cfg, T.STAGE_RUNS)
+    assert runs.where("status = 'ok' AND stage = 'label_images'").count() >= 2
