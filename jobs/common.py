@@ -47,15 +47,21 @@ def print_summary(cfg: Config, results: list[StageResult]) -> None:
             print(f"    {note}")
 
 
-def main_for(stage: str, fn: StageFn, doc: str, argv: Optional[list[str]] = None) -> int:
-    """Entry point of a single-stage job."""
-    args = parser(stage, doc).parse_args(argv)
+def start(p: argparse.ArgumentParser, argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
+    """Parse arguments, configure logging, load the config; a bad config exits with status 2
+    and its message, before Spark starts."""
+    args = p.parse_args(argv)
     setup_logging()
     try:
-        cfg = config_from_args(args)
+        return args, config_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
+
+
+def main_for(stage: str, fn: StageFn, doc: str, argv: Optional[list[str]] = None) -> int:
+    """Entry point of a single-stage job."""
+    _, cfg = start(parser(stage, doc), argv)
     from vistarank.session import get_spark  # after config: a bad config fails before Spark starts
 
     spark = get_spark(cfg)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from vistarank.config import ConfigError
-from vistarank.jobs.common import config_from_args, parser, setup_logging
+from vistarank.jobs.common import parser, start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,13 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", required=True, help="an image file")
     p.add_argument("--label", default=None, help="the label to explain (default: the model's top label)")
     p.add_argument("--out", required=True, help="the PNG to write")
-    args = p.parse_args(argv)
-    setup_logging()
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    args, cfg = start(p, argv)
     from vistarank.vision import models
     from vistarank.vision.explain import explain_file
 

@@ -26,7 +26,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
             f"model {rm.model_version}: {rm.path} or {rm.labels_path} does not exist; set model.path/model.labels, "
             "or run pretrain_scene_model for the demo model")
     todo = label.todo_ids(spark, cfg, rm.model_version)
-    n_todo = todo.count()  # ids only: one small action, sizes the chunks
+    n_todo = todo.count()  # ids only: small actions that size the chunks and pick the join
+    n_done = label.done_ids(spark, cfg, rm.model_version).count() if n_todo else 0
     n = label.n_chunks(n_todo, cfg.label.chunk_images)
     log.info("%s: %d images to score in %d chunk(s)", rm.model_version, n_todo, n if n_todo else 0)
     if n_todo == 0:
@@ -37,7 +38,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
     for i in range(n):
         t0 = time.perf_counter()
-        chunk = images.where(label.chunk_filter(i, n)).join(todo, "image_id", "left_semi")
+        chunk = images.where(label.chunk_filter(i, n)) if n > 1 else images
+        chunk = label.restrict_to_todo(chunk, todo, n_done, n_todo, lc.broadcast_max_ids)
         rows = io.insert_new(label.score(chunk, rm, cfg, udf), cfg, T.IMAGE_LABELS)
         res.add(T.IMAGE_LABELS, rows)
         dt = time.perf_counter() - t0

@@ -12,9 +12,9 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from vistarank.config import Config, ConfigError
+from vistarank.config import Config
 from vistarank.jobs import generate_world, ingest_images, label_images, pretrain_scene_model
-from vistarank.jobs.common import config_from_args, parser, print_summary, setup_logging
+from vistarank.jobs.common import parser, print_summary, start
 from vistarank.runs import StageResult, run_stage
 from vistarank.vision import models
 from vistarank.world import generate as world
@@ -55,17 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p = parser("pipeline", __doc__.splitlines()[0])
     p.add_argument("--stages", default=None, help=f"comma-separated subset of: {','.join(STAGE_NAMES)}")
     p.add_argument("--force", action="store_true", help="run every selected stage even if up to date")
-    args = p.parse_args(argv)
-    setup_logging()
+    args, cfg = start(p, argv)
     only = [s.strip() for s in args.stages.split(",")] if args.stages else None
     unknown = sorted(set(only or []) - set(STAGE_NAMES))
     if unknown:
         print(f"error: unknown stage(s) {unknown}; stages are {STAGE_NAMES}", file=sys.stderr)
-        return 2
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     from vistarank.session import get_spark
 

@@ -131,7 +131,8 @@ class LabelConfig(_Section):
     batch_size: int = Field(64, ge=1)
     full_probabilities: bool = False
     chunk_images: int = Field(20000, ge=1)
-    partitions: int = Field(8, ge=1)
+    min_partitions: int = Field(0, ge=0)
+    broadcast_max_ids: int = Field(2_000_000, ge=0)
 
 
 class Config(_Section):

@@ -44,6 +44,7 @@ def read(spark: SparkSession, cfg: Config, table: Table, *, allow_truth: bool = 
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
+    log.info("read %s%s from %s", table.name, f" (version {version})" if version is not None else "", path)
     return reader.load(path)
 
 

@@ -14,7 +14,6 @@ TINY = [
     "spark.master=local[2]",
     "spark.driver_memory=3g",
     "ingest.partitions=2",
-    "label.partitions=2",
     "label.batch_size=16",
     "scene_model.images_per_class=12",
     "scene_model.holdout_per_class=4",

@@ -60,7 +60,7 @@ def test_bad_files_are_rejected_and_nothing_valid_is_lost(spark, tmp_path):
     res = ingest_images.run(spark, cfg)
     rejected = {os.path.basename(r.uri): r.reason for r in io.read(spark, cfg, T.IMAGES_REJECTED).collect()}
     # Spark's file listing never yields zero-byte files, so from a tree they are not seen at
-    # all (docs/ingest.md); from a manifest they are rejected as "empty" (test_manifest_input).
+    # all (docs/tables.md, images_rejected); from a manifest they are rejected as "empty" (test_manifest_input).
     expected_rejects = {n: v[1] for n, v in items.items() if v[1] and n != "zero.jpg"}
     assert rejected == expected_rejects
     sources = io.read(spark, cfg, T.IMAGE_SOURCES).collect()

@@ -10,7 +10,8 @@ from vistarank.vision import models
 
 
 def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
-    cfg = ingested
+    # its own model version: other tests may have trained the default one already
+    cfg = ingested.model_copy(update={"model": ingested.model.model_copy(update={"version": "pipeline-test"})})
     results = pipeline.run_pipeline(spark, cfg)
     ran = [r.stage for r in results]
     assert ran == ["ingest_images", "pretrain_scene_model", "label_images"]  # the world is current
@@ -22,7 +23,8 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
     assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 1.0
     labels = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == rm.model_version)
     assert labels.count() == io.read(spark, cfg, T.IMAGES).count()
-    recorded = io.read(spark, cfg, T.MODEL_METRICS).where("metric = 'top1'").first()
+    recorded = (io.read(spark, cfg, T.MODEL_METRICS)
+                .where((F.col("metric") == "top1") & (F.col("model_version") == rm.model_version)).first())
     assert abs(recorded.value - metrics["top1"]) < 1e-9
     # the scene model learned something: its top-5 on the world's own images beats chance (5/24)
     truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)

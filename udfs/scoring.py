@@ -79,4 +79,6 @@ def make_label_udf(model_json: str, k: int, batch_size: int, full: bool):
     def label_images(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         yield from score_batches(contents, model_json, k, batch_size, full)
 
-    return label_images
+    # Nondeterministic so the optimizer never copies it: otherwise a filter on its output
+    # (undecodable images) and the projection each evaluate it, scoring every image twice.
+    return label_images.asNondeterministic()

@@ -24,11 +24,27 @@ from vistarank.vision.models import ResolvedModel
 log = logging.getLogger(__name__)
 
 
+def done_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
+    """image_ids already labelled by ``model_version`` (one partition of image_labels)."""
+    return (io.read_or_empty(spark, cfg, T.IMAGE_LABELS)
+            .where(F.col("model_version") == model_version).select("image_id"))
+
+
 def todo_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
     """image_ids that have no labels for ``model_version`` yet."""
-    done = (io.read_or_empty(spark, cfg, T.IMAGE_LABELS)
-            .where(F.col("model_version") == model_version).select("image_id"))
-    return io.read(spark, cfg, T.IMAGES).select("image_id").join(done, "image_id", "left_anti")
+    return io.read(spark, cfg, T.IMAGES).select("image_id").join(done_ids(spark, cfg, model_version),
+                                                                  "image_id", "left_anti")
+
+
+def restrict_to_todo(images: DataFrame, todo: DataFrame, n_done: int, n_todo: int, broadcast_max: int) -> DataFrame:
+    """The images to score, without shuffling image bytes where it can be avoided:
+    nothing labelled yet (first run, new version): every image, no join; few to do (the
+    nightly increment): a broadcast semi-join on the ids; else a shuffle semi-join."""
+    if n_done == 0:
+        return images
+    if n_todo <= broadcast_max:
+        return images.join(F.broadcast(todo), "image_id", "left_semi")
+    return images.join(todo, "image_id", "left_semi")
 
 
 def n_chunks(n_todo: int, chunk_images: int) -> int:
@@ -43,7 +59,11 @@ def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> 
     """images(image_id, content) to image_labels rows for model ``rm``."""
     lc = cfg.label
     udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities)
-    scored = (images.repartition(lc.partitions)
+    if lc.min_partitions and images.rdd.getNumPartitions() < lc.min_partitions:
+        images = images.repartition(lc.min_partitions)
+    # Scored straight off the scan: a shuffle of the image bytes before the UDF costs more
+    # than the scoring itself for a light model (benchmarks/score_throughput.py).
+    scored = (images
               .select("image_id", udf(F.col("content")).alias("r"))
               .select("image_id", "r.*")
               .where(F.col("label_names").isNotNull()))  # undecodable now: left for a later run
