@@ -15,9 +15,9 @@ TINY = [
     "spark.driver_memory=3g",
     "ingest.partitions=2",
     "label.batch_size=16",
-    "scene_model.images_per_class=12",
+    "scene_model.images_per_class=30",
     "scene_model.holdout_per_class=4",
-    "scene_model.epochs=2",
+    "scene_model.epochs=12",
     "scene_model.width=8",
     "model.input_size=48",
 ]

@@ -21,6 +21,9 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
         metrics = json.load(fh)
     assert metrics["n_holdout"] == 24 * cfg.scene_model.holdout_per_class
     assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 1.0
+    # held-out renders are scored in inference mode: a model right only in training mode
+    # (BatchNorm statistics that never converged) fails here, far below its training accuracy
+    assert metrics["top5"] >= 0.6
     labels = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == rm.model_version)
     assert labels.count() == io.read(spark, cfg, T.IMAGES).count()
     recorded = (io.read(spark, cfg, T.MODEL_METRICS)
