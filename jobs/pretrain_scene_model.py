@@ -22,9 +22,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     df = (spark.createDataFrame(rows, "model_version string, stage string, metric string, value double, n long")
           .withColumn("recorded_at", F.current_timestamp()))
     version = cfg.model.model_version
-    res.add(T.MODEL_METRICS, io.write(df, cfg, T.MODEL_METRICS, mode="overwrite",
-                                      replace_where=f"model_version = '{version}' AND stage = 'pretrain_scene_model'")
-            if io.exists(spark, cfg, T.MODEL_METRICS) else io.write(df, cfg, T.MODEL_METRICS))
+    res.add(T.MODEL_METRICS, io.write(
+        df, cfg, T.MODEL_METRICS,
+        replace_where=f"model_version = '{version}' AND stage = 'pretrain_scene_model'"))
     res.notes.append(f"scene model {version}: held-out top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}")
     return res
 

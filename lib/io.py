@@ -87,6 +87,8 @@ def write(df: DataFrame, cfg: Config, table: Table, *, mode: str = "overwrite",
         raise ValueError(f"mode must be overwrite or append, not {mode!r}")
     path = table_path(cfg, table)
     spark = df.sparkSession
+    if replace_where and not DeltaTable.isDeltaTable(spark, path):
+        replace_where = None  # no table yet: replacing those rows is writing the table
     writer = conform(df, table).write.format("delta").mode(mode)
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
