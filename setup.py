@@ -12,6 +12,7 @@ STAGES = [
     "ingest_images",
     "pretrain_scene_model",
     "label_images",
+    "fit_themes",
     "pipeline",
 ]
 

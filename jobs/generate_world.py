@@ -17,6 +17,9 @@ from vistarank.world import generate as G
 def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("generate_world")
     G.forget(cfg)  # a killed run must not look complete
+    dropped = [t.name for t in T.FROM_WORLD_FILES if io.drop(spark, cfg, t)]
+    if dropped:  # they describe the previous world's files, which are about to be replaced
+        res.notes.append(f"dropped tables of the previous world: {', '.join(dropped)}")
     world = G.generate_world(spark, cfg)
     # Rendering happens while truth_images is written (one pass, in the workers).
     res.add(T.TRUTH_IMAGES, io.write(world.truth_images, cfg, T.TRUTH_IMAGES))

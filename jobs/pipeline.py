@@ -2,7 +2,7 @@
 
 On the embedded default it generates the demo world (unless the lakehouse already holds
 the world this config describes), ingests its images, pre-trains the demo scene model
-(unless a model is configured or already saved) and labels every image.
+(unless a model is configured or already saved), labels every image and fits themes.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from vistarank.config import Config
-from vistarank.jobs import generate_world, ingest_images, label_images, pretrain_scene_model
+from vistarank.jobs import fit_themes, generate_world, ingest_images, label_images, pretrain_scene_model
 from vistarank.jobs.common import parser, print_summary, start
 from vistarank.runs import StageResult, run_stage
 from vistarank.vision import models
@@ -34,6 +34,7 @@ STAGES: list[tuple[str, Callable, Callable[[SparkSession, Config], bool]]] = [
     ("pretrain_scene_model", pretrain_scene_model.run,
      lambda spark, cfg: cfg.model.path is None and not models.model_available(models.resolve(cfg))),
     ("label_images", label_images.run, lambda spark, cfg: True),
+    ("fit_themes", fit_themes.run, fit_themes.needed),
 ]
 STAGE_NAMES = [s[0] for s in STAGES]
 

@@ -135,6 +135,25 @@ class LabelConfig(_Section):
     broadcast_max_ids: int = Field(2_000_000, ge=0)
 
 
+class ThemesConfig(_Section):
+    n_themes: int = Field(30, ge=1)
+    input: Literal["topk", "full"] = "topk"
+    alpha_w: float = Field(0.0, ge=0)
+    alpha_h: float = Field(0.0, ge=0)
+    l1_ratio: float = Field(1.0, ge=0, le=1)
+    max_iter: int = Field(100, ge=1)
+    tol: float = Field(1e-4, gt=0)
+    seed: int = 0
+    init_sample_rows: int = Field(20000, ge=10)
+    name_tags: int = Field(3, ge=1)
+    top_tags: int = Field(10, ge=1)
+    user_half_life_days: float = Field(14.0, gt=0)
+    purchase_weight: float = Field(5.0, ge=0)
+    tag_min_probability: float = Field(0.1, ge=0, le=1)
+    gallery_images: int = Field(16, ge=1)
+    overview_images: int = Field(8, ge=1)
+
+
 class Config(_Section):
     env: str = "local"
     run_date: Optional[dt.date] = None
@@ -145,6 +164,7 @@ class Config(_Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     scene_model: SceneModelConfig = Field(default_factory=SceneModelConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
+    themes: ThemesConfig = Field(default_factory=ThemesConfig)
 
     @field_validator("run_date", mode="before")
     @classmethod
@@ -160,6 +180,10 @@ class Config(_Section):
     def models_dir(self) -> str:
         """Where versioned models live: scene_model.dir, else <lakehouse.root>/models."""
         return self.scene_model.dir or join(self.lakehouse.root, "models")
+
+    def reports_dir(self) -> str:
+        """Where pictures and run reports are written: <lakehouse.root>/reports."""
+        return join(self.lakehouse.root, "reports")
 
     def images_root(self) -> str:
         """Where raw image files live (ingest.source, else the demo world's folder)."""

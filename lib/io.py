@@ -131,3 +131,24 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
 
 def version(spark: SparkSession, cfg: Config, table: Table) -> int:
     return int(DeltaTable.forPath(spark, table_path(cfg, table)).history(1).first()["version"])
+
+
+def snapshot_id(spark: SparkSession, cfg: Config, table: Table) -> str:
+    """``<table id>@<version>``: names one state of a table, even across a drop and re-create
+    (a re-created table gets a new id while its versions restart at 0)."""
+    dt_ = DeltaTable.forPath(spark, table_path(cfg, table))
+    return f"{dt_.detail().first()['id']}@{int(dt_.history(1).first()['version'])}"
+
+
+def drop(spark: SparkSession, cfg: Config, table: Table) -> bool:
+    """Delete a table's files (and its catalog entry). Returns whether it existed."""
+    from vistarank.files import remove_tree
+
+    path = table_path(cfg, table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return False
+    if cfg.lakehouse.schema_name:
+        spark.sql(f"DROP TABLE IF EXISTS {cfg.lakehouse.schema_name}.{table.name}")
+    remove_tree(path)
+    log.info("dropped %s (%s)", table.name, path)
+    return True

@@ -50,3 +50,16 @@ def run_stage(name: str, fn, spark: SparkSession, cfg: Config) -> StageResult:
             log.warning("could not record stage_runs for %s: %s", name, exc)
         written = ", ".join(f"{k}={v:,}" for k, v in result.outputs.items()) or "nothing"
         log.info("stage %s: %s in %.1fs; wrote %s", name, status, result.seconds, written)
+
+
+def record_metrics(spark: SparkSession, cfg: Config, model_version: str, stage: str,
+                   metrics: dict[str, float], n: int) -> int:
+    """Write a model's metrics to model_metrics, replacing that model's earlier rows for
+    this stage (a rerun or refit never duplicates a metric). Returns rows written."""
+    from pyspark.sql import functions as F
+
+    rows = [(model_version, stage, k, float(v), int(n)) for k, v in metrics.items()]
+    df = (spark.createDataFrame(rows, "model_version string, stage string, metric string, value double, n long")
+          .withColumn("recorded_at", F.current_timestamp()))
+    mv = model_version.replace("'", "''")
+    return io.write(df, cfg, T.MODEL_METRICS, replace_where=f"model_version = '{mv}' AND stage = '{stage}'")

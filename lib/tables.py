@@ -98,6 +98,39 @@ IMAGE_LABELS = Table("image_labels", _s(
     keys=("image_id", "model_version"), partition_by=("model_version",),
     description="top-k scene labels and an embedding per image and model version")
 
+# ---------------------------------------------------------------- themes (fit_themes)
+TAG_WEIGHT = StructType([StructField("tag", StringType(), True), StructField("weight", FloatType(), True)])
+
+THEMES = Table("themes", _s(
+    ("theme_id", IntegerType()), ("name", StringType()), ("model_version", StringType()),
+    ("top_tags", ArrayType(TAG_WEIGHT)), ("share", DoubleType()), ("n_images", LongType()),
+    ("fitted_at", TimestampType())),
+    keys=("theme_id",), description="NMF themes: a name from the top tags, the tags with weights, share of images")
+
+IMAGE_THEMES = Table("image_themes", _s(
+    ("image_id", StringType()), ("weights", ArrayType(FloatType())), ("dominant_theme", IntegerType()),
+    ("dominant_weight", FloatType())),
+    keys=("image_id",), nullable=frozenset({"dominant_theme", "dominant_weight"}),
+    description="each image as a mix of themes (weights sum to 1; all 0 for an image without tags)")
+
+SALE_THEMES = Table("sale_themes", _s(
+    ("sale_id", StringType()), ("weights", ArrayType(FloatType())), ("dominant_theme", IntegerType()),
+    ("n_images", IntegerType())),
+    keys=("sale_id",), description="the mean theme mix of a sale's images, normalised to sum 1")
+
+USER_THEMES = Table("user_themes", _s(
+    ("user_id", StringType()), ("weights", ArrayType(FloatType())), ("dominant_theme", IntegerType()),
+    ("n_sales", IntegerType()), ("as_of", DateType())),
+    keys=("user_id",),
+    description="a user's theme profile: time-decayed mix of visited and bought sales up to the run date")
+
+TAG_ATTRACTIVENESS = Table("tag_attractiveness", _s(
+    ("level", StringType()), ("item", StringType()), ("segment", StringType()), ("segment_value", StringType()),
+    ("visit_share", DoubleType()), ("sale_share", DoubleType()), ("attractiveness", DoubleType()),
+    ("n_visits", LongType()), ("n_sales", LongType()), ("as_of", DateType())),
+    keys=("level", "item", "segment", "segment_value"), nullable=frozenset({"attractiveness"}),
+    description="share of visits with a tag or theme / share of sales with it - 1, overall and by segment")
+
 MODEL_METRICS = Table("model_metrics", _s(
     ("model_version", StringType()), ("stage", StringType()), ("metric", StringType()),
     ("value", DoubleType()), ("n", LongType()), ("recorded_at", TimestampType())),
@@ -111,4 +144,10 @@ STAGE_RUNS = Table("stage_runs", _s(
 
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
-    IMAGES_REJECTED, IMAGE_LABELS, MODEL_METRICS, STAGE_RUNS]}
+    IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
+    MODEL_METRICS, STAGE_RUNS]}
+
+# Tables made from the demo world's image files: a regenerated world rewrites those files
+# under the same paths, so generate_world drops these (ingest and labelling then start over).
+FROM_WORLD_FILES: list[Table] = [IMAGES, IMAGE_SOURCES, IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES,
+                                 SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS]

@@ -63,3 +63,21 @@ def ingested(spark, tiny_world) -> Config:
 
     ingest_images.run(spark, tiny_world)
     return tiny_world
+
+
+@pytest.fixture(scope="session")
+def labelled(spark, ingested) -> Config:
+    """The tiny world with the demo scene model trained and every image labelled."""
+    from vistarank.jobs import pipeline
+
+    pipeline.run_pipeline(spark, ingested, only=["pretrain_scene_model", "label_images"])
+    return ingested
+
+
+@pytest.fixture(scope="session")
+def themed(spark, labelled) -> Config:
+    """The labelled tiny world with themes fitted."""
+    from vistarank.jobs import fit_themes
+
+    fit_themes.run(spark, labelled)
+    return labelled

@@ -9,17 +9,17 @@ from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+# what each notebook must show (a table or figure its analysts read)
+EXPECT = {"01_explore_lakehouse.ipynb": "unique_images", "02_themes.ipynb": "attractiveness"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs(path, spark, ingested, monkeypatch, tmp_path):
-    from vistarank.jobs import pipeline
-
-    pipeline.run_pipeline(spark, ingested, only=["pretrain_scene_model", "label_images"])
-    monkeypatch.setenv("VISTARANK_LAKEHOUSE", ingested.lakehouse.root)
+def test_notebook_runs(path, spark, themed, monkeypatch, tmp_path):
+    monkeypatch.setenv("VISTARANK_LAKEHOUSE", themed.lakehouse.root)
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "unique_images" in "".join(str(o.get("data", "")) for c in nb.cells for o in c.get("outputs", []))
+    assert EXPECT[os.path.basename(path)] in "".join(
+        str(o.get("data", "")) + o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "lakehouse" in outputs

@@ -1,0 +1,1 @@
+"""Themes: NMF of image x tag probabilities, profiles, attractiveness, galleries."""
