@@ -13,6 +13,7 @@ STAGES = [
     "pretrain_scene_model",
     "label_images",
     "fit_themes",
+    "build_candidates",
     "pipeline",
 ]
 

@@ -2,7 +2,8 @@
 
 On the embedded default it generates the demo world (unless the lakehouse already holds
 the world this config describes), ingests its images, pre-trains the demo scene model
-(unless a model is configured or already saved), labels every image and fits themes.
+(unless a model is configured or already saved), labels every image, fits themes and
+builds the run date's candidates.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from vistarank.config import Config
-from vistarank.jobs import fit_themes, generate_world, ingest_images, label_images, pretrain_scene_model
+from vistarank.jobs import build_candidates, fit_themes, generate_world, ingest_images, label_images, pretrain_scene_model
 from vistarank.jobs.common import parser, print_summary, start
 from vistarank.runs import StageResult, run_stage
 from vistarank.vision import models
@@ -35,6 +36,7 @@ STAGES: list[tuple[str, Callable, Callable[[SparkSession, Config], bool]]] = [
      lambda spark, cfg: cfg.model.path is None and not models.model_available(models.resolve(cfg))),
     ("label_images", label_images.run, lambda spark, cfg: True),
     ("fit_themes", fit_themes.run, fit_themes.needed),
+    ("build_candidates", build_candidates.run, build_candidates.needed),
 ]
 STAGE_NAMES = [s[0] for s in STAGES]
 

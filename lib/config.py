@@ -154,6 +154,23 @@ class ThemesConfig(_Section):
     overview_images: int = Field(8, ge=1)
 
 
+class RecsysConfig(_Section):
+    neighbors_k: int = Field(50, ge=1)
+    active_days: int = Field(14, ge=1)
+    half_life_days: float = Field(14.0, gt=0)
+    purchase_weight: float = Field(5.0, ge=0)
+    shrinkage: float = Field(10.0, ge=0)
+    popularity_days: int = Field(7, ge=1)
+    price_sigma: float = Field(0.5, gt=0)
+    max_feature_sales: int = Field(0, ge=0)
+    similarity: Literal["exact", "approximate"] = "exact"
+    query_block_rows: int = Field(4096, ge=1)
+    candidate_block_rows: int = Field(200_000, ge=1)
+    lsh_bucket_length: float = Field(0.5, gt=0)
+    lsh_num_hash_tables: int = Field(6, ge=1)
+    lsh_max_distance: float = Field(1.0, gt=0)
+
+
 class Config(_Section):
     env: str = "local"
     run_date: Optional[dt.date] = None
@@ -165,6 +182,7 @@ class Config(_Section):
     scene_model: SceneModelConfig = Field(default_factory=SceneModelConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
+    recsys: RecsysConfig = Field(default_factory=RecsysConfig)
 
     @field_validator("run_date", mode="before")
     @classmethod

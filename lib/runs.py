@@ -63,3 +63,40 @@ def record_metrics(spark: SparkSession, cfg: Config, model_version: str, stage: 
           .withColumn("recorded_at", F.current_timestamp()))
     mv = model_version.replace("'", "''")
     return io.write(df, cfg, T.MODEL_METRICS, replace_where=f"model_version = '{mv}' AND stage = '{stage}'")
+
+
+# ----------------------------------------------------------------------------- up-to-date checks
+def _state_path(cfg: Config, stage: str) -> str:
+    from vistarank.config import join
+
+    return join(cfg.lakehouse.root, "_state", f"{stage}.json")
+
+
+def fingerprint(spark: SparkSession, cfg: Config, inputs: list[T.Table], **extra) -> dict:
+    """What a stage's outputs depend on: each input table's state (id@version), the run
+    date and any extra settings (JSON-serialisable)."""
+    import json
+
+    fp = {"tables": {t.name: io.snapshot_id(spark, cfg, t) for t in inputs if io.exists(spark, cfg, t)},
+          "run_date": cfg.effective_run_date().isoformat(), **extra}
+    return json.loads(json.dumps(fp, default=str))
+
+
+def is_current(spark: SparkSession, cfg: Config, stage: str, outputs: list[T.Table], fp: dict) -> bool:
+    """True when every output exists and the stage last succeeded on these very inputs."""
+    import json
+
+    from vistarank.files import read_text
+
+    if not all(io.exists(spark, cfg, t) for t in outputs):
+        return False
+    last = read_text(_state_path(cfg, stage))
+    return last is not None and json.loads(last) == fp
+
+
+def mark_current(cfg: Config, stage: str, fp: dict) -> None:
+    import json
+
+    from vistarank.files import write_bytes
+
+    write_bytes(_state_path(cfg, stage), json.dumps(fp, indent=1).encode())

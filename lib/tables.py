@@ -131,6 +131,20 @@ TAG_ATTRACTIVENESS = Table("tag_attractiveness", _s(
     keys=("level", "item", "segment", "segment_value"), nullable=frozenset({"attractiveness"}),
     description="share of visits with a tag or theme / share of sales with it - 1, overall and by segment")
 
+# ---------------------------------------------------------------- recommenders (build_candidates)
+SALE_NEIGHBORS = Table("sale_neighbors", _s(
+    ("run_date", DateType()), ("kind", StringType()), ("sale_id", StringType()), ("neighbor_id", StringType()),
+    ("similarity", DoubleType()), ("rank", IntegerType())),
+    keys=("run_date", "kind", "sale_id", "neighbor_id"), partition_by=("run_date",),
+    description="the K most similar sales per sale by themes, content and co-visits, per run date")
+
+CANDIDATES = Table("candidates", _s(
+    ("run_date", DateType()), ("user_id", StringType()), ("sale_id", StringType()), ("cf", DoubleType()),
+    ("content", DoubleType()), ("image", DoubleType()), ("popularity", DoubleType()), ("recency", DoubleType()),
+    ("price_fit", DoubleType())),
+    keys=("run_date", "user_id", "sale_id"), partition_by=("run_date",),
+    description="every active user x every sale open on the run date, one scaled score column per engine")
+
 MODEL_METRICS = Table("model_metrics", _s(
     ("model_version", StringType()), ("stage", StringType()), ("metric", StringType()),
     ("value", DoubleType()), ("n", LongType()), ("recorded_at", TimestampType())),
@@ -145,7 +159,7 @@ STAGE_RUNS = Table("stage_runs", _s(
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
     IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
-    MODEL_METRICS, STAGE_RUNS]}
+    SALE_NEIGHBORS, CANDIDATES, MODEL_METRICS, STAGE_RUNS]}
 
 # Tables made from the demo world's image files: a regenerated world rewrites those files
 # under the same paths, so generate_world drops these (ingest and labelling then start over).

@@ -14,7 +14,8 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
     cfg = ingested.model_copy(update={"model": ingested.model.model_copy(update={"version": "pipeline-test"})})
     results = pipeline.run_pipeline(spark, cfg)
     ran = [r.stage for r in results]
-    assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "fit_themes"]  # the world is current
+    # the world is current
+    assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "fit_themes", "build_candidates"]
     rm = models.resolve(cfg)
     assert models.model_available(rm)
     with open(os.path.join(models.demo_model_dir(cfg), "metrics.json")) as fh:
@@ -37,7 +38,8 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
     assert hits > 0.4
     # everything is up to date now: a second run redoes nothing
     again = pipeline.run_pipeline(spark, cfg)
-    assert [r.stage for r in again] == ["ingest_images", "label_images"]  # fit_themes: inputs unchanged
+    # fit_themes and build_candidates: inputs unchanged
+    assert [r.stage for r in again] == ["ingest_images", "label_images"]
     assert all(v == 0 for r in again for v in r.outputs.values())
     runs = io.read(spark, cfg, T.STAGE_RUNS)
     assert runs.where("status = 'ok' AND stage = 'label_images'").count() >= 2

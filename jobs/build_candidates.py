@@ -1,0 +1,62 @@
+"""build_candidates: sale neighbours (themes, content, co-visits) and, for every active user and
+every sale open on the run date, one score per engine; one Delta partition per run date."""
+from __future__ import annotations
+
+import logging
+import sys
+
+from pyspark.sql import SparkSession
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.config import Config
+from vistarank.jobs.common import main_for
+from vistarank.recsys import candidates as C
+from vistarank import runs
+from vistarank.runs import StageResult, record_metrics
+
+log = logging.getLogger(__name__)
+
+
+INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES]
+OUTPUTS = [T.SALE_NEIGHBORS, T.CANDIDATES]
+
+
+def needed(spark: SparkSession, cfg: Config) -> bool:
+    """False when the run date's partition was written from these very inputs and settings."""
+    return not runs.is_current(spark, cfg, "build_candidates", OUTPUTS,
+                               runs.fingerprint(spark, cfg, INPUTS, recsys=cfg.recsys.model_dump()))
+
+
+def run(spark: SparkSession, cfg: Config) -> StageResult:
+    res = StageResult("build_candidates")
+    d = cfg.effective_run_date()
+    fp = runs.fingerprint(spark, cfg, INPUTS, recsys=cfg.recsys.model_dump())
+    sale_themes = io.read(spark, cfg, T.SALE_THEMES) if io.exists(spark, cfg, T.SALE_THEMES) else None
+    if sale_themes is None:
+        log.warning("no sale_themes table (run fit_themes first): the image engine scores 0")
+    inp = C.Inputs(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),
+                   sale_themes)
+    built = C.build(inp, cfg.recsys, d)
+    try:
+        where = f"run_date = '{d.isoformat()}'"  # a rerun of a date replaces exactly that date
+        res.add(T.SALE_NEIGHBORS, io.write(built.neighbors, cfg, T.SALE_NEIGHBORS, replace_where=where))
+        res.add(T.CANDIDATES, io.write(built.candidates, cfg, T.CANDIDATES, replace_where=where))
+    finally:
+        built.release()
+    runs.mark_current(cfg, "build_candidates", fp)
+    s = built.stats
+    res.add(T.MODEL_METRICS, record_metrics(spark, cfg, f"candidates@{d.isoformat()}", "build_candidates",
+                                            {k: float(v) for k, v in s.items()}, int(s["open_sales"])))
+    res.notes.append(f"run date {d}: {s['active_users']:,} active users x {s['open_sales']:,} open sales; "
+                     f"CF covers {100 * s['cf_coverage_open']:.0f}% of open sales and "
+                     f"{100 * s['cf_coverage_new']:.0f}% of the {s['new_sales']} opened that day")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_for("build_candidates", run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Recommenders: similarity joins, engines, candidates."""
