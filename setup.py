@@ -14,6 +14,8 @@ STAGES = [
     "label_images",
     "fit_themes",
     "build_candidates",
+    "train_reranker",
+    "recommend",
     "pipeline",
 ]
 

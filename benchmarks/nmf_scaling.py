@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 
@@ -27,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+
+import _results  # benchmarks/_results.py (scripts run from this folder's path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_TAGS, K, TOP = 365, 30, 5
@@ -123,12 +124,7 @@ def main() -> None:
                "error_ratio": ours["error"] / sk["error"], "time_ratio": ours["seconds"] / sk["seconds"]}
         print(json.dumps(row), flush=True)
         results.append(row)
-    doc = {"benchmark": "nmf_scaling", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-           "spark_master": "local[*]", "goal": "error_ratio <= 1.01", "results": results}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=1)
-    print("wrote", args.out)
+    _results.write("nmf_scaling", results, args.out, spark_master="local[*]", goal="error_ratio <= 1.01")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+import _results  # benchmarks/_results.py (scripts run from this folder's path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 K, DIM = 50, 30
@@ -169,12 +170,7 @@ def main() -> None:
                 row["speedup_vs_crossjoin"] = {"value": cj_s / ex["seconds"], "lower_bound": bool(cj.get("timed_out"))}
         print(json.dumps(row), flush=True)
         results.append(row)
-    doc = {"benchmark": "similarity_scaling", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-           "goal": "exact, and at least 10x faster than crossJoin at 50k", "results": results}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=1)
-    print("wrote", args.out)
+    _results.write("similarity_scaling", results, args.out, goal="exact, and at least 10x faster than crossJoin at 50k")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 On the embedded default it generates the demo world (unless the lakehouse already holds
 the world this config describes), ingests its images, pre-trains the demo scene model
-(unless a model is configured or already saved), labels every image, fits themes and
-builds the run date's candidates.
+(unless a model is configured or already saved), labels every image, fits themes, builds the run
+date's candidates, trains the re-ranker and writes the recommendations and the report.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from vistarank.config import Config
-from vistarank.jobs import build_candidates, fit_themes, generate_world, ingest_images, label_images, pretrain_scene_model
+from vistarank.jobs import build_candidates, fit_themes, generate_world, recommend, train_reranker, ingest_images, label_images, pretrain_scene_model
 from vistarank.jobs.common import parser, print_summary, start
 from vistarank.runs import StageResult, run_stage
 from vistarank.vision import models
@@ -37,6 +37,8 @@ STAGES: list[tuple[str, Callable, Callable[[SparkSession, Config], bool]]] = [
     ("label_images", label_images.run, lambda spark, cfg: True),
     ("fit_themes", fit_themes.run, fit_themes.needed),
     ("build_candidates", build_candidates.run, build_candidates.needed),
+    ("train_reranker", train_reranker.run, train_reranker.needed),
+    ("recommend", recommend.run, recommend.needed),
 ]
 STAGE_NAMES = [s[0] for s in STAGES]
 

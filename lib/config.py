@@ -171,6 +171,28 @@ class RecsysConfig(_Section):
     lsh_max_distance: float = Field(1.0, gt=0)
 
 
+class RerankConfig(_Section):
+    name: str = "reranker"
+    version: str = "1"
+    negatives: int = Field(5, ge=1)
+    seed: int = 0
+    warmup_days: int = Field(14, ge=0)
+    eval_days: int = Field(7, ge=1)
+    validation_days: int = Field(7, ge=1)
+    cf_snapshot_days: int = Field(7, ge=1)
+    reg_params: list[float] = Field(default_factory=lambda: [0.0, 0.001, 0.01, 0.1])
+    elastic_net_params: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0])
+    max_iter: int = Field(100, ge=1)
+    top_n: int = Field(10, ge=1)
+    review_users: int = Field(4, ge=1)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
 class Config(_Section):
     env: str = "local"
     run_date: Optional[dt.date] = None
@@ -183,6 +205,7 @@ class Config(_Section):
     label: LabelConfig = Field(default_factory=LabelConfig)
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
     recsys: RecsysConfig = Field(default_factory=RecsysConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
 
     @field_validator("run_date", mode="before")
     @classmethod

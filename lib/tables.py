@@ -145,6 +145,26 @@ CANDIDATES = Table("candidates", _s(
     keys=("run_date", "user_id", "sale_id"), partition_by=("run_date",),
     description="every active user x every sale open on the run date, one scaled score column per engine")
 
+# ---------------------------------------------------------------- re-ranker (train_reranker, recommend)
+TRAINING_SET = Table("training_set", _s(
+    ("as_of", DateType()), ("user_id", StringType()), ("sale_id", StringType()), ("label", DoubleType()),
+    ("split", StringType()), ("cf", DoubleType()), ("content", DoubleType()), ("image", DoubleType()),
+    ("popularity", DoubleType()), ("recency", DoubleType()), ("price_fit", DoubleType())),
+    keys=("as_of", "user_id", "sale_id"), partition_by=("split",),
+    description="purchases (label 1) and sampled open, unbought sales (label 0) with engine scores as of that day")
+
+RERANK_EVAL = Table("rerank_evaluation", _s(
+    ("model_version", StringType()), ("arm", StringType()), ("metric", StringType()), ("value", DoubleType()),
+    ("lift_vs_popularity", DoubleType()), ("n", LongType()), ("evaluated_at", TimestampType())),
+    keys=("model_version", "arm", "metric"), nullable=frozenset({"lift_vs_popularity"}),
+    description="offline evaluation on held-out days: each engine alone, the meta-model, the meta-model without images")
+
+RECOMMENDATIONS = Table("recommendations", _s(
+    ("run_date", DateType()), ("user_id", StringType()), ("rank", IntegerType()), ("sale_id", StringType()),
+    ("probability", DoubleType()), ("top_engine", StringType()), ("model_version", StringType())),
+    keys=("run_date", "user_id", "rank"), partition_by=("run_date",),
+    description="each active user's top open sales on the run date, by the re-ranker's purchase probability")
+
 MODEL_METRICS = Table("model_metrics", _s(
     ("model_version", StringType()), ("stage", StringType()), ("metric", StringType()),
     ("value", DoubleType()), ("n", LongType()), ("recorded_at", TimestampType())),
@@ -159,7 +179,7 @@ STAGE_RUNS = Table("stage_runs", _s(
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
     IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
-    SALE_NEIGHBORS, CANDIDATES, MODEL_METRICS, STAGE_RUNS]}
+    SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, MODEL_METRICS, STAGE_RUNS]}
 
 # Tables made from the demo world's image files: a regenerated world rewrites those files
 # under the same paths, so generate_world drops these (ingest and labelling then start over).

@@ -20,6 +20,14 @@ TINY = [
     "scene_model.epochs=12",
     "scene_model.width=8",
     "model.input_size=48",
+    # the tiny world has 14 days: 4 of history, then 3 training, 3 validation, 3 evaluation days
+    "rerank.warmup_days=4",
+    "rerank.validation_days=3",
+    "rerank.eval_days=3",
+    "rerank.cf_snapshot_days=3",
+    "rerank.reg_params=[0.0, 0.01]",
+    "rerank.elastic_net_params=[0.0, 1.0]",
+    "rerank.review_users=2",
 ]
 
 
@@ -81,3 +89,12 @@ def themed(spark, labelled) -> Config:
 
     fit_themes.run(spark, labelled)
     return labelled
+
+
+@pytest.fixture(scope="session")
+def recommended(spark, themed) -> Config:
+    """The tiny world through every stage: candidates, re-ranker, recommendations, report."""
+    from vistarank.jobs import pipeline
+
+    pipeline.run_pipeline(spark, themed, only=["build_candidates", "train_reranker", "recommend"])
+    return themed

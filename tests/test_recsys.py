@@ -108,14 +108,17 @@ def _market(spark):
 
 def test_cf_score_equals_the_formula(spark):
     sales, visits, purchases, _ = _market(spark)
-    hist = E.history(visits, purchases, D, half_life_days=1e9, purchase_weight=5)  # no decay: weights = counts
-    nb = E.covisit_neighbors(hist, E.open_sales(sales, D), 50, shrinkage=0.0)
+    ev = E.events(visits, purchases, 5.0)
+    # no decay (huge half life): a user's weight on a sale = their visits
+    nb = E.covisit_neighbors(ev, D, E.open_sales(sales, D), 50, shrinkage=0.0, half_life_days=1e9)
     sims = {(r["query_id"], r["neighbor_id"]): r["similarity"] for r in nb.collect()}
-    # user vectors (u1, u2, u3): s1 = (1,1,0), s2 = (1,1,0), s3 = (0,1,1)
+    # user vectors (u1, u2, u3) before D: s1 = (1,1,0), s2 = (1,1,0), s3 = (0,1,1); u9's visit is on D
     assert sims[("s2", "s1")] == pytest.approx(1.0)
     assert sims[("s3", "s1")] == pytest.approx(1 / (np.sqrt(2) * np.sqrt(2)))
-    users = E.active_users(visits, D, 14)
-    cf = {(r["user_id"], r["sale_id"]): r["cf"] for r in E.cf_scores(hist, nb, users).collect()}
+    keys = E.active_users(visits, D, 14).withColumn("as_of", F.lit(D))
+    hist = E.history_as_of(ev, keys, 1e9).withColumn("snapshot", F.lit(D))
+    cf = {(r["user_id"], r["sale_id"]): r["cf"]
+          for r in E.cf_scores(hist, nb.withColumn("snapshot", F.lit(D))).collect()}
     # u1 visited s1 and s2: cf(u1, s3) = sim(s1, s3) + sim(s2, s3) = 0.5 + 0.5
     assert cf[("u1", "s3")] == pytest.approx(1.0)
     # u3 visited s3 and s5 (s5 shares no visitor with s1): cf(u3, s1) = sim(s3, s1) = 0.5
@@ -125,7 +128,7 @@ def test_cf_score_equals_the_formula(spark):
 
 def test_candidates_open_sales_only_and_cold_start(spark):
     sales, visits, purchases, themes = _market(spark)
-    rc = C.RecsysConfig(shrinkage=0.0)
+    rc = C.RecsysConfig(shrinkage=0.0, half_life_days=1e9)  # no decay: sims as in the formula test
     built = C.build(C.Inputs(sales, visits, purchases, themes), rc, D)
     rows = {(r["user_id"], r["sale_id"]): r for r in built.candidates.collect()}
     built.release()
@@ -136,7 +139,8 @@ def test_candidates_open_sales_only_and_cold_start(spark):
     for r in rows.values():
         for e in C.ENGINES:
             assert 0.0 <= r[e] <= 1.0 + 1e-9, (e, r)
-    assert max(r["cf"] for r in rows.values()) == pytest.approx(1.0)
+    # cf is x / (1 + x) of the raw sum: u1 visited s1 and s2, each with sim 0.5 to s3
+    assert rows[("u1", "s3")]["cf"] == pytest.approx(1.0 / 2.0)
     assert rows[("u1", "s4")]["recency"] == 1.0 and rows[("u1", "s1")]["recency"] == pytest.approx(1 / 7)
     assert built.stats["cf_coverage_new"] == 0.0 and built.stats["new_sales"] == 1
 

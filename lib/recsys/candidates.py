@@ -1,10 +1,9 @@
 """Candidates for one run date: every active user x every sale open that day, one score
 column per engine (see :mod:`vistarank.recsys.engines`), and the sale neighbour lists.
 
-Everything is computed from data before the run date. Scores are null-safe (an engine
-without an opinion gives 0) and scaled to [0, 1]: content, image (cosines of
-non-negative profiles), recency and price fit are in [0, 1] by construction; cf and
-popularity are divided by their maximum on the run date.
+Everything is computed from data before the run date, by the same
+:func:`vistarank.recsys.engines.features` that builds the re-ranker's training set.
+Scores are null-safe (an engine without an opinion gives 0) and in [0, 1].
 """
 from __future__ import annotations
 
@@ -19,10 +18,10 @@ from pyspark.sql import functions as F
 from vistarank.config import RecsysConfig
 from vistarank.recsys import engines as E
 from vistarank.recsys import similarity as S
+from vistarank.recsys.engines import ENGINES
 
 log = logging.getLogger(__name__)
 
-ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit"]
 
 
 @dataclass
@@ -70,55 +69,35 @@ def _neighbor_rows(found: DataFrame, kind: str, run_date: dt.date) -> DataFrame:
 def build(inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Built:
     d = run_date
     catalogue = inp.sales.where(F.col("open_date") <= F.lit(d))
-    open_ = E.open_sales(inp.sales, d).select("sale_id", "open_date", "price").persist()
-    hist = E.history(inp.visits, inp.purchases, d, rc.half_life_days, rc.purchase_weight).persist(
+    open_ = E.open_sales(inp.sales, d).select("sale_id", "open_date").persist()
+    ev = E.events(inp.visits, inp.purchases, rc.purchase_weight).where(F.col("date") < F.lit(d)).persist(
         StorageLevel.MEMORY_AND_DISK)
     users = E.active_users(inp.visits, d, rc.active_days).persist()
 
     # neighbour lists
-    cov = E.covisit_neighbors(hist, open_, rc.neighbors_k, rc.shrinkage).persist(StorageLevel.MEMORY_AND_DISK)
+    cov = E.covisit_neighbors(ev, d, open_, rc.neighbors_k, rc.shrinkage, rc.half_life_days).persist(
+        StorageLevel.MEMORY_AND_DISK)
     sale_prof = E.sale_profiles(catalogue).persist(StorageLevel.MEMORY_AND_DISK)
-    content_nb = S.sparse_top_k(
-        sale_prof.select(F.col("sale_id").alias("id"), "feature", "value"),
-        sale_prof.select(F.col("sale_id").alias("id"), "feature", "value"), rc.neighbors_k,
-        max_feature_items=rc.max_feature_sales)
+    prof = sale_prof.select(F.col("sale_id").alias("id"), "feature", "value")
+    content_nb = S.sparse_top_k(prof, prof, rc.neighbors_k, max_feature_items=rc.max_feature_sales)
     neighbors = _neighbor_rows(cov, "covisit", d).unionByName(_neighbor_rows(content_nb, "content", d))
     if inp.sale_themes is not None:
         th = theme_neighbors(inp.sale_themes, catalogue, rc, d)
         if th is not None:
             neighbors = neighbors.unionByName(_neighbor_rows(th, "themes", d))
 
-    # engines
-    pairs = users.crossJoin(F.broadcast(open_))  # active users x open sales (a few hundred per day)
-    cf = E.cf_scores(hist, cov, users)
-    content = E.content_scores(E.user_profiles(hist, sale_prof, users), sale_prof, open_)
-    pop = E.popularity(inp.visits, d, rc.popularity_days)
-    price = E.user_log_price(hist, inp.sales, users)
-    c = (pairs.join(cf, ["user_id", "sale_id"], "left").join(content, ["user_id", "sale_id"], "left")
-         .join(pop, "sale_id", "left").join(price, "user_id", "left"))
-    if inp.sale_themes is not None:
-        c = (c.join(E.user_theme_vectors(hist, inp.sale_themes, users), "user_id", "left")
-             .join(inp.sale_themes.select("sale_id", F.col("weights").alias("sale_weights")), "sale_id", "left")
-             .withColumn("image", E.cosine_arrays(F.col("user_weights"), F.col("sale_weights"))))
-    else:
-        c = c.withColumn("image", F.lit(None).cast("double"))
-    z = (F.log(F.col("price")) - F.col("log_price")) / F.lit(rc.price_sigma)
-    c = c.select("user_id", "sale_id", "cf", "content", "image", "popularity",
-                 (1.0 / (1.0 + F.datediff(F.lit(d), F.col("open_date")))).alias("recency"),
-                 F.exp(-(z * z) / 2).alias("price_fit")).persist(StorageLevel.MEMORY_AND_DISK)
-    mx = c.agg(F.max("cf").alias("cf"), F.max("popularity").alias("popularity")).first()  # two numbers
-
-    def scaled(col: str, top) -> F.Column:
-        return F.coalesce(F.col(col) / F.lit(float(top)), F.lit(0.0)) if top else F.lit(0.0)
-
-    cands = c.select(F.lit(d).alias("run_date"), "user_id", "sale_id", scaled("cf", mx["cf"]).alias("cf"),
-                     *[F.coalesce(F.col(x), F.lit(0.0)).alias(x) for x in ("content", "image")],
-                     scaled("popularity", mx["popularity"]).alias("popularity"),
-                     *[F.coalesce(F.col(x), F.lit(0.0)).alias(x) for x in ("recency", "price_fit")])
+    # engines: active users x open sales (a few hundred per day, broadcast), all as of d
+    pairs = (users.crossJoin(F.broadcast(open_.select("sale_id")))
+             .withColumn("as_of", F.lit(d)).withColumn("snapshot", F.lit(d)))
+    sims = cov.withColumn("snapshot", F.lit(d))
+    feats = E.features(pairs, inp.sales, ev, inp.visits, sale_prof, inp.sale_themes, sims,
+                       half_life_days=rc.half_life_days, popularity_days=rc.popularity_days,
+                       price_sigma=rc.price_sigma)
+    cands = feats.select(F.col("as_of").alias("run_date"), "user_id", "sale_id", *ENGINES)
 
     # CF coverage of the open sales: how many get a CF score for someone (new sales cannot)
-    cov_sales = cf.select("sale_id").distinct()
-    o = open_.join(cov_sales.withColumn("has_cf", F.lit(1)), "sale_id", "left")
+    covered = cov.select(F.col("query_id").alias("sale_id")).distinct().withColumn("has_cf", F.lit(1))
+    o = open_.join(covered, "sale_id", "left")
     agg = o.agg(F.count("*").alias("open"), F.sum(F.coalesce("has_cf", F.lit(0))).alias("covered"),
                 F.sum(F.when(F.col("open_date") == F.lit(d), 1).otherwise(0)).alias("new"),
                 F.sum(F.when((F.col("open_date") == F.lit(d)) & F.col("has_cf").isNotNull(), 1).otherwise(0))
@@ -127,4 +106,4 @@ def build(inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Built:
              "cf_coverage_open": (agg["covered"] or 0) / max(agg["open"], 1),
              "new_sales": agg["new"] or 0,
              "cf_coverage_new": (agg["new_covered"] or 0) / max(agg["new"] or 0, 1) if agg["new"] else 0.0}
-    return Built(cands, neighbors, stats, [open_, hist, users, cov, sale_prof, c])
+    return Built(cands, neighbors, stats, [open_, ev, users, cov, sale_prof])

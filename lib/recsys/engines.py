@@ -1,22 +1,31 @@
-"""The recommendation engines. Each gives a score per (user, sale open on the run date),
-computed only from data before the run date (what was known that morning).
+"""The recommendation engines, as features of (user, sale, as_of) pairs.
+
+Every feature of a pair uses only data from before its ``as_of`` date (what was known
+that morning), so the same code scores tonight's candidates (every pair has as_of = the
+run date) and the re-ranker's training set (each purchase and its negatives on their
+own date), without leakage.
 
 - ``cf``: item-item collaborative filtering from co-visits. A user's weight on a sale is
   the time-decayed sum of their visits (a purchase counts ``purchase_weight`` visits);
   sim(i, j) is the cosine of two sales' user vectors shrunk by n / (n + shrinkage), n =
-  the number of users who visited both; for each open sale j only its K most similar
-  sales i are kept; score(u, j) = sum over the sales i that u visited of sim(i, j). A
-  sale that opens on the run date has no visits yet, so no CF score.
+  the number of users who visited both, computed from a *snapshot* of the history
+  before a snapshot date s <= as_of (s = as_of for nightly candidates); for each target
+  sale j only its K most similar sales i are kept; score(u, j) = sum over the distinct
+  sales i that u visited before as_of of sim(i, j). A sale that opens on as_of has no
+  visits yet, so no CF score.
 - ``content``: a sale profile (sale_id, feature, value) from its attributes (destination,
   country, destination type, stars, price band: value 1) and the TF-IDF of its
-  description words; a user profile is the time-decayed sum of the profiles of the
-  sales they visited or bought; the score is the cosine, a sparse dot product by a join.
-- ``image``: the cosine of the user's theme profile (from the same interactions) and
-  the sale's theme mix (sale_themes).
-- ``popularity`` (log of 1 + visits in the last ``popularity_days`` days), ``recency``
-  (1 / (1 + days since the sale opened)) and ``price_fit`` (exp(-z^2 / 2), z = the
-  distance of the sale's log price to the user's decayed mean log price, over
-  ``price_sigma``).
+  description words; a user profile is the decayed sum of the unit profiles of the
+  sales they visited or bought; the score is their cosine, a sparse dot product by a join.
+- ``image``: the cosine of the user's theme profile (the same decayed sum over
+  sale_themes) and the sale's theme mix.
+- ``popularity``: log(1 + the sale's visits in the ``popularity_days`` days before as_of);
+  ``recency``: 1 / (1 + days since the sale opened); ``price_fit``: exp(-z^2 / 2), z =
+  the distance of the sale's log price to the user's decayed mean log price, over
+  ``price_sigma``.
+
+Scaling is fixed (the same for every date, so training and serving agree): cf and
+popularity x go through x / (1 + x); the others are in [0, 1] already; a missing value is 0.
 """
 from __future__ import annotations
 
@@ -27,19 +36,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys.similarity import sparse_top_k
-from vistarank.themes.profiles import interactions
+
+ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit"]
 
 
 def open_sales(sales: DataFrame, run_date: dt.date) -> DataFrame:
     """Sales open on ``run_date`` (open_date <= d <= close_date)."""
     d = F.lit(run_date)
     return sales.where((F.col("open_date") <= d) & (F.col("close_date") >= d))
-
-
-def history(visits: DataFrame, purchases: DataFrame, run_date: dt.date, half_life_days: float,
-            purchase_weight: float) -> DataFrame:
-    """(user_id, sale_id, weight): decayed interactions strictly before ``run_date``."""
-    return interactions(visits, purchases, run_date - dt.timedelta(days=1), half_life_days, purchase_weight)
 
 
 def active_users(visits: DataFrame, run_date: dt.date, active_days: int) -> DataFrame:
@@ -49,20 +53,41 @@ def active_users(visits: DataFrame, run_date: dt.date, active_days: int) -> Data
             .select("user_id").distinct())
 
 
+def events(visits: DataFrame, purchases: DataFrame, purchase_weight: float) -> DataFrame:
+    """(user_id, sale_id, date, w): every visit (w = 1) and purchase (w = purchase_weight)."""
+    return (visits.select("user_id", "sale_id", F.col("visit_date").alias("date"), F.lit(1.0).alias("w"))
+            .unionByName(purchases.select("user_id", "sale_id", F.col("purchase_date").alias("date"),
+                                          F.lit(float(purchase_weight)).alias("w"))))
+
+
+def history_as_of(ev: DataFrame, keys: DataFrame, half_life_days: float) -> DataFrame:
+    """(user_id, as_of, sale_id, weight) for each (user_id, as_of) in ``keys``: the user's
+    events strictly before as_of, each decayed by 0.5 ** (age in days / half life)."""
+    decay = F.pow(F.lit(0.5), F.datediff(F.col("as_of"), F.col("date")) / F.lit(half_life_days))
+    return (ev.join(keys, "user_id").where(F.col("date") < F.col("as_of"))
+            .groupBy("user_id", "as_of", "sale_id").agg(F.sum(F.col("w") * decay).alias("weight")))
+
+
 # ----------------------------------------------------------------------------- collaborative filtering
-def covisit_neighbors(hist: DataFrame, targets: DataFrame, k: int, shrinkage: float) -> DataFrame:
-    """For each target sale j, its k most similar sales i by co-visits:
+def covisit_neighbors(ev: DataFrame, snapshot: dt.date, targets: DataFrame, k: int, shrinkage: float,
+                      half_life_days: float) -> DataFrame:
+    """For each target sale j, its k most similar sales i by co-visits before ``snapshot``:
     (query_id = j, neighbor_id = i, similarity, rank)."""
+    users = ev.select("user_id").distinct().withColumn("as_of", F.lit(snapshot))
+    hist = history_as_of(ev, users, half_life_days)
     prof = hist.select(F.col("sale_id").alias("id"), F.col("user_id").alias("feature"), F.col("weight").alias("value"))
     tgt = prof.join(targets.select(F.col("sale_id").alias("id")), "id", "left_semi")
     return sparse_top_k(tgt, prof, k, shrinkage=shrinkage)
 
 
-def cf_scores(hist: DataFrame, neighbors: DataFrame, users: DataFrame) -> DataFrame:
-    """score(u, j) = sum over sales i that u visited of sim(i, j) -> (user_id, sale_id, cf)."""
-    visited = hist.join(users, "user_id", "left_semi").select("user_id", F.col("sale_id").alias("neighbor_id"))
-    return (visited.join(neighbors.select("query_id", "neighbor_id", "similarity"), "neighbor_id")
-            .groupBy("user_id", F.col("query_id").alias("sale_id")).agg(F.sum("similarity").alias("cf")))
+def cf_scores(hist: DataFrame, sims: DataFrame) -> DataFrame:
+    """score(u, j, as_of) = sum over the sales i that u visited before as_of of sim(i, j).
+
+    ``sims``: (snapshot, query_id = j, neighbor_id = i, similarity); ``hist`` carries the
+    ``snapshot`` each as_of uses. -> (user_id, as_of, sale_id, cf)."""
+    return (hist.select("user_id", "as_of", "snapshot", F.col("sale_id").alias("neighbor_id"))
+            .join(sims.select("snapshot", "query_id", "neighbor_id", "similarity"), ["snapshot", "neighbor_id"])
+            .groupBy("user_id", "as_of", F.col("query_id").alias("sale_id")).agg(F.sum("similarity").alias("cf")))
 
 
 # ----------------------------------------------------------------------------- content-based
@@ -73,7 +98,7 @@ def price_band(price: F.Column) -> F.Column:
 
 
 def sale_profiles(sales: DataFrame) -> DataFrame:
-    """(sale_id, feature, value): attributes (value 1) and TF-IDF description words."""
+    """(sale_id, feature, value): attributes (value 1) and TF-IDF description words, L2-normalised."""
     attrs = sales.select("sale_id", F.explode(F.array(
         F.concat(F.lit("destination="), F.col("destination")), F.concat(F.lit("country="), F.col("country")),
         F.concat(F.lit("type="), F.col("destination_type")), F.concat(F.lit("stars="), F.col("stars").cast("string")),
@@ -90,56 +115,96 @@ def sale_profiles(sales: DataFrame) -> DataFrame:
     tfidf = tf.join(df_, "w").select(
         "sale_id", F.concat(F.lit("word="), F.col("w")).alias("feature"),
         (F.col("tf") * (F.log((F.lit(n) + 1) / (F.col("df") + 1)) + 1)).alias("value"))
-    return attrs.unionByName(tfidf)
+    return unit_profile(attrs.unionByName(tfidf), ["sale_id"])
 
 
-def unit_profile(prof: DataFrame, key: str) -> DataFrame:
-    norm = prof.groupBy(key).agg(F.sqrt(F.sum(F.col("value") ** 2)).alias("norm"))
-    return prof.join(norm, key).where(F.col("norm") > 0).select(key, "feature", (F.col("value") / F.col("norm"))
-                                                                .alias("value"))
+def unit_profile(prof: DataFrame, keys: list[str]) -> DataFrame:
+    norm = prof.groupBy(*keys).agg(F.sqrt(F.sum(F.col("value") ** 2)).alias("norm"))
+    return prof.join(norm, keys).where(F.col("norm") > 0).select(
+        *keys, "feature", (F.col("value") / F.col("norm")).alias("value"))
 
 
-def user_profiles(hist: DataFrame, sale_prof: DataFrame, users: DataFrame) -> DataFrame:
-    """(user_id, feature, value): the decayed sum of the unit profiles of their sales."""
-    return (hist.join(users, "user_id", "left_semi").join(unit_profile(sale_prof, "sale_id"), "sale_id")
-            .groupBy("user_id", "feature").agg(F.sum(F.col("weight") * F.col("value")).alias("value")))
-
-
-def content_scores(user_prof: DataFrame, sale_prof: DataFrame, targets: DataFrame) -> DataFrame:
-    """Cosine of user and sale profiles for the target sales -> (user_id, sale_id, content)."""
-    s = unit_profile(sale_prof.join(targets.select("sale_id"), "sale_id", "left_semi"), "sale_id")
-    u = unit_profile(user_prof, "user_id")
-    return (u.alias("u").join(s.alias("s"), "feature")
-            .groupBy("user_id", "sale_id").agg(F.sum(F.col("u.value") * F.col("s.value")).alias("content")))
+def content_scores(hist: DataFrame, sale_prof: DataFrame, pairs: DataFrame) -> DataFrame:
+    """Cosine of the user's decayed profile and the sale's -> (user_id, as_of, sale_id, content)."""
+    user = unit_profile(hist.join(sale_prof, "sale_id").groupBy("user_id", "as_of", "feature")
+                        .agg(F.sum(F.col("weight") * F.col("value")).alias("value")), ["user_id", "as_of"])
+    sale = pairs.select("user_id", "as_of", "sale_id").join(sale_prof, "sale_id")
+    return (sale.alias("s").join(user.alias("u"), ["user_id", "as_of", "feature"])
+            .groupBy("user_id", "as_of", "sale_id").agg(F.sum(F.col("s.value") * F.col("u.value")).alias("content")))
 
 
 # ----------------------------------------------------------------------------- image themes
+def _sum(col: F.Column) -> F.Column:
+    return F.aggregate(col, F.lit(0.0).cast("double"), lambda s, v: s + v)
+
+
 def cosine_arrays(a: F.Column, b: F.Column) -> F.Column:
-    dot = F.aggregate(F.zip_with(a, b, lambda x, y: x * y), F.lit(0.0).cast("double"), lambda s, v: s + v)
-    na = F.sqrt(F.aggregate(F.transform(a, lambda x: x * x), F.lit(0.0).cast("double"), lambda s, v: s + v))
-    nb = F.sqrt(F.aggregate(F.transform(b, lambda x: x * x), F.lit(0.0).cast("double"), lambda s, v: s + v))
+    dot = _sum(F.zip_with(a, b, lambda x, y: x * y))
+    na, nb = F.sqrt(_sum(F.transform(a, lambda x: x * x))), F.sqrt(_sum(F.transform(b, lambda x: x * x)))
     return F.when((na > 0) & (nb > 0), dot / (na * nb))
 
 
-def user_theme_vectors(hist: DataFrame, sale_themes: DataFrame, users: DataFrame) -> DataFrame:
-    """(user_id, user_weights): decayed sum of the theme mixes of their sales."""
-    rows = hist.join(users, "user_id", "left_semi").join(sale_themes.select("sale_id", "weights"), "sale_id")
-    ex = rows.select("user_id", F.posexplode("weights").alias("pos", "w"), "weight")
-    agg = ex.groupBy("user_id", "pos").agg(F.sum(F.col("w") * F.col("weight")).alias("w"))
-    return (agg.groupBy("user_id").agg(F.array_sort(F.collect_list(F.struct("pos", "w"))).alias("pw"))
-            .select("user_id", F.transform("pw", lambda s: s["w"]).alias("user_weights")))
+def user_theme_vectors(hist: DataFrame, sale_themes: DataFrame) -> DataFrame:
+    """(user_id, as_of, user_weights): decayed sum of the theme mixes of their sales."""
+    rows = hist.join(sale_themes.select("sale_id", "weights"), "sale_id")
+    ex = rows.select("user_id", "as_of", F.posexplode("weights").alias("pos", "w"), "weight")
+    agg = ex.groupBy("user_id", "as_of", "pos").agg(F.sum(F.col("w") * F.col("weight")).alias("w"))
+    return (agg.groupBy("user_id", "as_of").agg(F.array_sort(F.collect_list(F.struct("pos", "w"))).alias("pw"))
+            .select("user_id", "as_of", F.transform("pw", lambda s: s["w"]).alias("user_weights")))
 
 
-# ----------------------------------------------------------------------------- popularity, recency, price
-def popularity(visits: DataFrame, run_date: dt.date, days: int) -> DataFrame:
-    """(sale_id, popularity = log(1 + visits in the ``days`` days before run_date))."""
-    d = F.lit(run_date)
-    return (visits.where((F.col("visit_date") < d) & (F.col("visit_date") >= F.date_sub(d, days)))
-            .groupBy("sale_id").agg(F.log1p(F.count("*").cast("double")).alias("popularity")))
+# ----------------------------------------------------------------------------- popularity, price
+def popularity(visits: DataFrame, keys: DataFrame, days: int) -> DataFrame:
+    """(sale_id, as_of, popularity = log(1 + visits in the ``days`` days before as_of))."""
+    daily = visits.groupBy("sale_id", F.col("visit_date").alias("date")).agg(F.count("*").alias("n"))
+    return (keys.join(daily, "sale_id")
+            .where((F.col("date") < F.col("as_of")) & (F.col("date") >= F.date_sub(F.col("as_of"), days)))
+            .groupBy("sale_id", "as_of").agg(F.log1p(F.sum("n").cast("double")).alias("popularity")))
 
 
-def user_log_price(hist: DataFrame, sales: DataFrame, users: DataFrame) -> DataFrame:
-    """(user_id, log_price): decayed mean log price of the sales a user visited or bought."""
-    return (hist.join(users, "user_id", "left_semi").join(sales.select("sale_id", "price"), "sale_id")
-            .groupBy("user_id").agg((F.sum(F.col("weight") * F.log(F.col("price"))) / F.sum("weight"))
-                                    .alias("log_price")))
+def user_log_price(hist: DataFrame, sales: DataFrame) -> DataFrame:
+    """(user_id, as_of, log_price): decayed mean log price of the sales a user visited or bought."""
+    return (hist.join(sales.select("sale_id", "price"), "sale_id")
+            .groupBy("user_id", "as_of").agg((F.sum(F.col("weight") * F.log(F.col("price"))) / F.sum("weight"))
+                                             .alias("log_price")))
+
+
+# ----------------------------------------------------------------------------- all engines for pairs
+def squash(x: F.Column) -> F.Column:
+    """x / (1 + x): a fixed map of [0, inf) onto [0, 1)."""
+    return x / (1.0 + x)
+
+
+def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFrame, sale_prof: DataFrame,
+             sale_themes: DataFrame | None, sims: DataFrame, *, half_life_days: float, popularity_days: int,
+             price_sigma: float) -> DataFrame:
+    """Every engine's score for ``pairs`` (user_id, sale_id, as_of, snapshot, ...): the input
+    columns plus cf, content, image, popularity, recency, price_fit (each in [0, 1], never null).
+
+    ``snapshot`` names the CF similarity snapshot a pair uses (``sims`` has that column).
+    """
+    keys = pairs.select("user_id", "as_of", "snapshot").distinct()
+    hist = history_as_of(ev, keys.select("user_id", "as_of").distinct(), half_life_days).join(
+        keys, ["user_id", "as_of"])
+    out = (pairs.join(cf_scores(hist, sims), ["user_id", "as_of", "sale_id"], "left")
+           .join(content_scores(hist, sale_prof, pairs), ["user_id", "as_of", "sale_id"], "left")
+           .join(popularity(visits, pairs.select("sale_id", "as_of").distinct(), popularity_days),
+                 ["sale_id", "as_of"], "left")
+           .join(user_log_price(hist, sales), ["user_id", "as_of"], "left")
+           .join(sales.select("sale_id", "open_date", F.col("price").alias("_price")), "sale_id", "left"))
+    if sale_themes is not None:
+        out = (out.join(user_theme_vectors(hist, sale_themes), ["user_id", "as_of"], "left")
+               .join(sale_themes.select("sale_id", F.col("weights").alias("sale_weights")), "sale_id", "left")
+               .withColumn("image", cosine_arrays(F.col("user_weights"), F.col("sale_weights")))
+               .drop("user_weights", "sale_weights"))
+    else:
+        out = out.withColumn("image", F.lit(None).cast("double"))
+    z = (F.log(F.col("_price")) - F.col("log_price")) / F.lit(price_sigma)
+    zero = F.lit(0.0)
+    return (out.withColumn("cf", F.coalesce(squash(F.col("cf")), zero))
+            .withColumn("content", F.coalesce(F.col("content"), zero))
+            .withColumn("image", F.coalesce(F.col("image"), zero))
+            .withColumn("popularity", F.coalesce(squash(F.col("popularity")), zero))
+            .withColumn("recency", F.coalesce(1.0 / (1.0 + F.datediff(F.col("as_of"), F.col("open_date"))), zero))
+            .withColumn("price_fit", F.coalesce(F.exp(-(z * z) / 2), zero))
+            .drop("log_price", "open_date", "_price"))

@@ -1,0 +1,118 @@
+"""train_reranker: purchases and sampled negatives with the engines' scores as of their day,
+an MLlib logistic regression chosen on a time split, and its offline evaluation on the
+held-out days (each engine alone, the meta-model, the meta-model without images)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from vistarank import io, runs
+from vistarank import tables as T
+from vistarank.config import Config, join
+from vistarank.files import write_bytes
+from vistarank.jobs.common import main_for
+from vistarank.recsys.engines import ENGINES
+from vistarank.rerank import evaluate as EV
+from vistarank.rerank import model as M
+from vistarank.rerank import training as TR
+from vistarank.runs import StageResult, record_metrics
+
+log = logging.getLogger(__name__)
+
+INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES]
+OUTPUTS = [T.TRAINING_SET, T.RERANK_EVAL]
+NO_IMAGE = [e for e in ENGINES if e != "image"]
+
+
+def model_folder(cfg: Config) -> str:
+    return join(cfg.models_dir(), cfg.rerank.name, cfg.rerank.version)
+
+
+def _fp(spark: SparkSession, cfg: Config) -> dict:
+    return runs.fingerprint(spark, cfg, INPUTS, rerank=cfg.rerank.model_dump(), recsys=cfg.recsys.model_dump())
+
+
+def needed(spark: SparkSession, cfg: Config) -> bool:
+    return not runs.is_current(spark, cfg, "train_reranker", OUTPUTS, _fp(spark, cfg))
+
+
+def run(spark: SparkSession, cfg: Config) -> StageResult:
+    res = StageResult("train_reranker")
+    rr, rc, d = cfg.rerank, cfg.recsys, cfg.effective_run_date()
+    fp = _fp(spark, cfg)
+    sales, visits, purchases = (io.read(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES))
+    sale_themes = io.read(spark, cfg, T.SALE_THEMES) if io.exists(spark, cfg, T.SALE_THEMES) else None
+    first_day = visits.agg(F.min("visit_date")).first()[0]  # one value
+    if first_day is None:
+        raise ValueError("no visits: the re-ranker needs history (run generate_world or load visits first)")
+    win = TR.windows(first_day, d, rr)
+    log.info("re-ranker windows: train %s.., validation %s.., evaluation %s..%s", win.train_start,
+             win.validation_start, win.eval_start, win.end)
+    ctx = TR.context(visits, purchases, sales, sale_themes, win, rc, rr)
+    try:
+        res.add(T.TRAINING_SET, io.write(TR.examples(ctx, purchases, win, rc, rr), cfg, T.TRAINING_SET))
+        ex = io.read(spark, cfg, T.TRAINING_SET)
+        train, valid, held = (ex.where(F.col("split") == s).cache() for s in ("train", "validation", "eval"))
+        fitted = M.fit(train, valid, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter)
+        no_img = M.fit(train, valid, NO_IMAGE, rr.reg_params, rr.elastic_net_params, rr.max_iter)
+        folder = model_folder(cfg)
+        fitted.model.write().overwrite().save(join(folder, "model"))
+        no_img.model.write().overwrite().save(join(folder, "ablation_no_image"))
+        coef = fitted.coefficients()
+        meta = {"model_version": rr.model_version, "features": fitted.features, "reg_param": fitted.reg_param,
+                "elastic_net": fitted.elastic_net, "grid": fitted.grid, "coefficients": coef,
+                "windows": {k: str(v) for k, v in win.__dict__.items()}, "run_date": str(d)}
+        write_bytes(join(folder, "model.json"), json.dumps(meta, indent=1).encode())
+
+        # offline evaluation on the held-out days
+        results: dict[str, dict[str, float]] = {}
+        scored = M.probability(no_img.model, M.probability(fitted.model, held), "p_no_image")
+        rank_pairs = ctx.features(TR.eval_pairs(purchases, sales, win), rc)
+        rank_scored = M.probability(no_img.model, M.probability(fitted.model, rank_pairs), "p_no_image").cache()
+        arms = {e: (e, False) for e in ENGINES} | {"meta": ("probability", True),
+                                                   "meta_no_image": ("p_no_image", True)}
+        for arm, (col, is_prob) in arms.items():
+            results[arm] = EV.pointwise(scored, col, is_prob) | EV.ranking(rank_scored, col, sales, rr.top_n)
+        rows = EV.lift_table(results)
+        edf = (spark.createDataFrame([(rr.model_version, r["arm"], r["metric"], float(r["value"]),
+                                       None if r["lift_vs_popularity"] is None else float(r["lift_vs_popularity"]),
+                                       int(results[r["arm"]].get("n_lists", 0))) for r in rows],
+                                     "model_version string, arm string, metric string, value double, "
+                                     "lift_vs_popularity double, n long")
+               .withColumn("evaluated_at", F.current_timestamp()))
+        res.add(T.RERANK_EVAL, io.write(edf, cfg, T.RERANK_EVAL,
+                                        replace_where=f"model_version = '{rr.model_version}'"))
+        out = join(cfg.reports_dir(), "rerank")
+        write_bytes(join(out, "evaluation.json"), json.dumps({"model": meta, "results": results}, indent=1).encode())
+        write_bytes(join(out, "evaluation.png"), EV.chart(rows))
+        metrics = {f"coef_{k}": v for k, v in coef.items()} | {
+            "reg_param": fitted.reg_param, "elastic_net": fitted.elastic_net,
+            "validation_auc": max(g["validation_auc"] for g in fitted.grid),
+            "eval_auc": results["meta"]["auc"], "eval_ndcg_at_10": results["meta"]["ndcg_at_10"]}
+        res.add(T.MODEL_METRICS, record_metrics(spark, cfg, rr.model_version, "train_reranker", metrics,
+                                                int(results["meta"]["n_lists"])))
+        for df in (train, valid, held, rank_scored):
+            df.unpersist()
+    finally:
+        ctx.release()
+    runs.mark_current(cfg, "train_reranker", fp)
+    m, p, ni = results["meta"], results["popularity"], results["meta_no_image"]
+    res.notes.append(f"{rr.model_version}: regParam {fitted.reg_param:g}, elasticNet {fitted.elastic_net:g}; "
+                     + ", ".join(f"{k} {v:+.2f}" for k, v in coef.items() if k != "intercept"))
+    res.notes.append(f"held-out: AUC {m['auc']:.3f} (no image {ni['auc']:.3f}), nDCG@10 {m['ndcg_at_10']:.3f} "
+                     f"(popularity {p['ndcg_at_10']:.3f}, no image {ni['ndcg_at_10']:.3f}), revenue@10 "
+                     f"{m['revenue_at_10']:.1f} (popularity {p['revenue_at_10']:.1f})")
+    res.notes.append(f"evaluation: {join(out, 'evaluation.png')}")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_for("train_reranker", run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

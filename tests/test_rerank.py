@@ -1,0 +1,126 @@
+"""The re-ranker: negatives, no leakage, the model, recommendations."""
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.config import RerankConfig
+from vistarank.recsys import engines as E
+from vistarank.rerank import training as TR
+
+D = dt.date(2026, 9, 20)
+
+
+def _sales(spark):
+    day = lambda n: D + dt.timedelta(days=n)  # noqa: E731
+    return spark.createDataFrame([
+        ("a", "Nice", "France", "seaside", 4, 100.0, day(-5), day(2), "beach"),
+        ("b", "Nice", "France", "seaside", 3, 90.0, day(-3), day(0), "pool"),
+        ("c", "Rome", "Italy", "city", 4, 120.0, day(-2), day(4), "tower"),
+        ("d", "Rome", "Italy", "city", 5, 300.0, day(-9), day(-1), "old"),     # closed on D
+        ("e", "Paris", "France", "city", 3, 80.0, day(1), day(6), "bridge"),    # opens after D
+        ("f", "Lisbon", "Portugal", "city", 4, 95.0, day(0), day(5), "river"),
+        ("g", "Evian", "France", "spa", 4, 150.0, day(-1), day(3), "spa"),
+    ], "sale_id string, destination string, country string, destination_type string, stars int, price double, "
+       "open_date date, close_date date, description string")
+
+
+def test_negatives_are_open_and_not_bought(spark):
+    sales = _sales(spark)
+    purchases = spark.createDataFrame([("u1", "a", D), ("u1", "b", D), ("u2", "c", D)],
+                                      "user_id string, sale_id string, purchase_date date")
+    neg = TR.negatives(purchases, sales, 2, seed=3).collect()
+    open_on_d = {"a", "b", "c", "f", "g"}
+    u1 = [r["sale_id"] for r in neg if r["user_id"] == "u1"]
+    u2 = [r["sale_id"] for r in neg if r["user_id"] == "u2"]
+    assert sorted(u1) == ["c", "f", "g"]  # 2 purchases x 2 negatives, but only 3 open unbought sales
+    assert len(u2) == 2 and set(u2) <= open_on_d - {"c"}
+    assert all(r["label"] == 0.0 and r["as_of"] == D for r in neg)
+    again = TR.negatives(purchases.repartition(3), sales, 2, seed=3).collect()
+    assert sorted(map(tuple, again)) == sorted(map(tuple, neg))  # seeded: the same draw
+
+
+def test_no_feature_uses_data_from_after_the_day(spark):
+    sales = _sales(spark)
+    base = [("u1", "a", D - dt.timedelta(days=3)), ("u1", "c", D - dt.timedelta(days=1)),
+            ("u2", "a", D - dt.timedelta(days=2)), ("u2", "c", D - dt.timedelta(days=2)),
+            ("u2", "g", D - dt.timedelta(days=1))]
+    later = [("u1", "g", D), ("u1", "f", D), ("u2", "f", D + dt.timedelta(days=1)),
+             ("u3", "a", D), ("u3", "g", D)]  # on or after the day: unknowable that morning
+
+    def feats(rows):
+        visits = spark.createDataFrame(rows, "user_id string, sale_id string, visit_date date")
+        purchases = spark.createDataFrame([("u2", "g", D)], "user_id string, sale_id string, purchase_date date")
+        themes = spark.createDataFrame([(s, [1.0, 0.0] if s in "ab" else [0.0, 1.0]) for s in "abcdefg"],
+                                       "sale_id string, weights array<float>")
+        ev = E.events(visits, purchases, 5.0)
+        sims = E.covisit_neighbors(ev, D, E.open_sales(sales, D), 50, 0.0, 14.0).withColumn("snapshot", F.lit(D))
+        pairs = spark.createDataFrame([(u, s, D, D) for u in ("u1", "u2") for s in "abcfg"],
+                                      "user_id string, sale_id string, as_of date, snapshot date")
+        out = E.features(pairs, sales, ev, visits, E.sale_profiles(sales), themes, sims,
+                         half_life_days=14.0, popularity_days=7, price_sigma=0.5)
+        return {(r["user_id"], r["sale_id"]): tuple(r[e] for e in E.ENGINES) for r in out.collect()}
+
+    before, after = feats(base), feats(base + later)
+    assert set(before) == set(after)
+    for k, v in before.items():  # equal up to the order of floating-point sums
+        assert after[k] == pytest.approx(v, abs=1e-12), k
+    assert before[("u1", "g")][0] > 0  # u1 visited c, and c and g share visitor u2: CF is at work
+
+
+def test_windows_need_history():
+    rr = RerankConfig(warmup_days=14, validation_days=7, eval_days=7)
+    w = TR.windows(dt.date(2026, 9, 1), dt.date(2026, 10, 30), rr)
+    assert (w.train_start, w.validation_start, w.eval_start, w.end) == (
+        dt.date(2026, 9, 15), dt.date(2026, 10, 16), dt.date(2026, 10, 23), dt.date(2026, 10, 29))
+    with pytest.raises(ValueError, match="not enough history"):
+        TR.windows(dt.date(2026, 9, 1), dt.date(2026, 9, 20), rr)
+
+
+def test_reranker_and_recommendations_on_the_tiny_world(spark, recommended):
+    from vistarank.jobs import recommend
+
+    cfg = recommended
+    d = cfg.effective_run_date()
+    ex = io.read(spark, cfg, T.TRAINING_SET)
+    # negatives: open that day and not bought by the user that day; about 5 per purchase
+    sales = io.read(spark, cfg, T.SALES)
+    purchases = io.read(spark, cfg, T.PURCHASES)
+    neg = ex.where("label = 0")
+    closed = neg.join(sales, "sale_id").where((F.col("open_date") > F.col("as_of")) | (F.col("close_date") < F.col("as_of")))
+    assert closed.count() == 0
+    bought = neg.join(purchases.withColumnRenamed("purchase_date", "as_of"), ["user_id", "sale_id", "as_of"])
+    assert bought.count() == 0
+    n_pos, n_neg = ex.where("label = 1").count(), neg.count()
+    assert 0 < n_neg <= 5 * n_pos
+    assert {r["split"] for r in ex.select("split").distinct().collect()} == {"train", "validation", "eval"}
+    ev = {(r["arm"], r["metric"]): r["value"] for r in io.read(spark, cfg, T.RERANK_EVAL).collect()}
+    for arm in ("meta", "meta_no_image", "popularity", "cf", "content", "image"):
+        assert 0.0 <= ev[(arm, "ndcg_at_10")] <= 1.0 and 0.0 <= ev[(arm, "auc")] <= 1.0
+    assert ev[("meta", "log_loss")] > 0
+    coef = {r["metric"]: r["value"] for r in io.read(spark, cfg, T.MODEL_METRICS)
+            .where(F.col("stage") == "train_reranker").collect()}
+    assert {f"coef_{e}" for e in E.ENGINES} <= set(coef)
+
+    recs = io.read(spark, cfg, T.RECOMMENDATIONS).where(F.col("run_date") == F.lit(d))
+    per_user = recs.groupBy("user_id").agg(F.count("*").alias("n"), F.countDistinct("sale_id").alias("k"),
+                                           F.max("rank").alias("r"))
+    assert per_user.where("n > 10 OR k != n OR r != n").count() == 0
+    closed = recs.join(sales, "sale_id").where((F.col("open_date") > F.lit(d)) | (F.col("close_date") < F.lit(d)))
+    assert closed.count() == 0
+    cands = io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") == F.lit(d))
+    assert per_user.count() == cands.select("user_id").distinct().count()
+    # ranks follow the probability
+    rows = recs.where(F.col("user_id") == per_user.first()["user_id"]).orderBy("rank").collect()
+    assert [r["probability"] for r in rows] == sorted((r["probability"] for r in rows), reverse=True)
+    # a rerun of the date is idempotent
+    first = {(r["user_id"], r["rank"]): (r["sale_id"], r["probability"]) for r in recs.collect()}
+    recommend.run(spark, cfg)
+    again = io.read(spark, cfg, T.RECOMMENDATIONS).where(F.col("run_date") == F.lit(d))
+    assert {(r["user_id"], r["rank"]): (r["sale_id"], r["probability"]) for r in again.collect()} == first
+    import os
+
+    for f in (f"report_{d}.html", f"review_{d}.png", "rerank/evaluation.png"):
+        assert os.path.getsize(os.path.join(cfg.reports_dir(), f)) > 1000
