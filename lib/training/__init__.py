@@ -1,0 +1,1 @@
+"""Distributed transfer learning: heads, the EMD loss, the barrier-mode launcher."""

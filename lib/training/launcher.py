@@ -1,0 +1,42 @@
+"""Data-parallel training on Spark barrier mode.
+
+``launch`` starts one barrier task per worker (``training.workers``); the tasks meet
+through ``BarrierTaskContext.allGather`` (each publishes host:port for the collective
+backend) and run :func:`vistarank.udfs.train_worker.train_rank`. Each returns its metrics
+and a digest of its final weights (equal on every rank when the collectives worked);
+rank 0 saves the model. Only those small results come back to the driver.
+
+Training data is a Parquet snapshot (columns x array<float>, y, weight) written by Spark
+with :func:`write_snapshot`; each rank reads its own files with pyarrow.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+
+from vistarank.udfs.train_worker import barrier_fn
+
+log = logging.getLogger(__name__)
+
+
+def write_snapshot(df: DataFrame, folder: str, n_files: int) -> str:
+    """(x, y, weight) rows as ``n_files`` Parquet files (a fixed snapshot every rank reads)."""
+    df.select("x", "y", "weight").repartition(n_files).write.mode("overwrite").parquet(folder)
+    return folder
+
+
+def launch(spark: SparkSession, spec: dict, workers: int) -> list[dict]:
+    """Run the training loop on ``workers`` barrier tasks; results sorted by rank.
+
+    A worker that raises fails the Spark job with its error (Spark stops the other tasks of
+    the barrier stage); a worker that runs past ``spec['timeout_s']`` exits, which fails it too.
+    """
+    slots = spark.sparkContext.defaultParallelism
+    if workers > slots:
+        raise ValueError(f"training.workers={workers} needs {workers} task slots at once; this cluster has {slots}")
+    log.info("training on %d barrier task(s), backend %s", workers, spec["backend"])
+    rdd = spark.sparkContext.parallelize(range(workers), workers)
+    out = [json.loads(r) for r in rdd.barrier().mapPartitions(barrier_fn(json.dumps(spec))).collect()]
+    return sorted(out, key=lambda r: r["rank"])

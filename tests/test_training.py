@@ -1,0 +1,78 @@
+"""Distributed training: the EMD loss, heads, and the barrier-mode launcher (tf backend)."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+from vistarank.training import heads
+from vistarank.training.launcher import launch, write_snapshot
+
+
+def test_emd_loss_against_a_hand_computed_value():
+    t = np.array([[0.0, 0.5, 0.5, 0.0]])
+    p = np.array([[0.25, 0.25, 0.25, 0.25]])
+    # CDFs: t = (0, .5, 1, 1), p = (.25, .5, .75, 1); |diff| = (.25, 0, .25, 0); mean of squares = .03125
+    assert heads.emd_numpy(t, p)[0] == pytest.approx(np.sqrt(0.03125))
+    import keras
+
+    assert float(keras.ops.convert_to_numpy(heads.emd_loss(t.astype("float32"), p.astype("float32")))[0]) == \
+        pytest.approx(np.sqrt(0.03125), rel=1e-6)
+    assert heads.emd_numpy(t, t)[0] == 0.0
+    assert heads.mean_score(np.array([[0.0, 0.5, 0.5, 0.0]]))[0] == pytest.approx(2.5)
+
+
+def _blobs(spark, n=600, dim=16, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (k, dim))
+    y = rng.integers(0, k, n)
+    x = centers[y] + rng.normal(0, 1, (n, dim))
+    rows = [([float(v) for v in xi], int(yi), 1.0) for xi, yi in zip(x, y)]
+    return spark.createDataFrame(rows, "x array<float>, y long, weight float"), x, y
+
+
+def _spec(data, **kw):
+    spec = {"backend": "tf", "data": data, "kind": "softmax", "n_out": 3, "hidden": [32, 16], "dropout": 0.1,
+            "seed": 1, "learning_rate": 0.01, "batch_size": 32, "epochs": 4, "timeout_s": 300}
+    spec.update(kw)
+    return spec
+
+
+def _accuracy(path, x, y):
+    import keras
+
+    model = keras.models.load_model(path)
+    return float((np.argmax(model.predict(x.astype("float32"), verbose=0), axis=1) == y).mean())
+
+
+def test_one_and_two_workers_learn_and_agree(spark, tmp_path):
+    df, x, y = _blobs(spark)
+    data = write_snapshot(df, str(tmp_path / "data"), 4)
+    one = launch(spark, _spec(data, artifact=str(tmp_path / "one" / "head.keras")), 1)
+    two = launch(spark, _spec(data, artifact=str(tmp_path / "two" / "head.keras")), 2)
+    assert [r["rank"] for r in two] == [0, 1]
+    assert two[0]["digest"] == pytest.approx(two[1]["digest"], rel=1e-9)  # identical weights after training
+    assert two[0]["steps_per_epoch"] == two[1]["steps_per_epoch"]
+    assert sum(r["rows"] for r in two) == len(x)
+    acc1 = _accuracy(one[0]["artifact"], x, y)
+    acc2 = _accuracy(two[0]["artifact"], x, y)
+    assert acc1 > 0.9 and acc2 > 0.9
+    assert abs(acc1 - acc2) <= 0.05  # the stated tolerance between 1 and 2 workers
+    assert two[0]["losses"][-1] < two[0]["losses"][0]
+
+
+def test_a_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
+    df, _, _ = _blobs(spark, n=200)
+    data = write_snapshot(df, str(tmp_path / "data"), 2)
+    t0 = time.perf_counter()
+    with pytest.raises(Exception, match="worker 1 failed on purpose"):
+        launch(spark, _spec(data, fail_rank=1, timeout_s=120), 2)
+    assert time.perf_counter() - t0 < 120
+
+
+def test_horovod_backend_is_a_clear_error_here(spark, tmp_path):
+    df, _, _ = _blobs(spark, n=100)
+    data = write_snapshot(df, str(tmp_path / "data"), 1)
+    with pytest.raises(Exception, match="horovod backend runs in its own pinned environment"):
+        launch(spark, _spec(data, backend="horovod"), 1)
+    assert os.path.isdir(data)
