@@ -12,6 +12,7 @@ STAGES = [
     "ingest_images",
     "pretrain_scene_model",
     "label_images",
+    "train_head",
     "fit_themes",
     "build_candidates",
     "train_reranker",

@@ -2,8 +2,10 @@
 
 On the embedded default it generates the demo world (unless the lakehouse already holds
 the world this config describes), ingests its images, pre-trains the demo scene model
-(unless a model is configured or already saved), labels every image, fits themes, builds the run
-date's candidates, trains the re-ranker and writes the recommendations and the report.
+(unless a model is configured or already saved), labels every image, trains the area and
+aesthetics heads (demo world), fits themes, builds the run date's candidates, trains the
+re-ranker and writes the recommendations and the report. Stages whose inputs did not
+change are skipped.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from vistarank.config import Config
-from vistarank.jobs import build_candidates, fit_themes, generate_world, recommend, train_reranker, ingest_images, label_images, pretrain_scene_model
+from vistarank.jobs import build_candidates, fit_themes, generate_world, recommend, train_head, train_reranker, ingest_images, label_images, pretrain_scene_model
 from vistarank.jobs.common import parser, print_summary, start
 from vistarank.runs import StageResult, run_stage
 from vistarank.vision import models
@@ -35,6 +37,7 @@ STAGES: list[tuple[str, Callable, Callable[[SparkSession, Config], bool]]] = [
     ("pretrain_scene_model", pretrain_scene_model.run,
      lambda spark, cfg: cfg.model.path is None and not models.model_available(models.resolve(cfg))),
     ("label_images", label_images.run, lambda spark, cfg: True),
+    ("train_head", train_head.run, train_head.needed),
     ("fit_themes", fit_themes.run, fit_themes.needed),
     ("build_candidates", build_candidates.run, build_candidates.needed),
     ("train_reranker", train_reranker.run, train_reranker.needed),

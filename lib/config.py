@@ -193,6 +193,33 @@ class RerankConfig(_Section):
         return f"{self.name}:{self.version}"
 
 
+class TrainingConfig(_Section):
+    name: str = "heads"
+    version: str = "1"
+    backend: Literal["tf", "horovod"] = "tf"
+    workers: int = Field(2, ge=1)
+    labels_per_class: int = Field(40, ge=2)
+    aesthetic_labels: int = Field(400, ge=10)
+    label_noise: float = Field(0.15, ge=0, lt=1)
+    folds: int = Field(3, ge=2)
+    clean_confidence: float = Field(0.7, gt=0.5, le=1)
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(0.003, gt=0)
+    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    dropout: float = Field(0.5, ge=0, lt=1)
+    seed: int = 0
+    timeout_s: int = Field(900, ge=10)
+    eval_max_rows: int = Field(20000, ge=10)
+    gallery_diverse: int = Field(3, ge=0)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
 class Config(_Section):
     env: str = "local"
     run_date: Optional[dt.date] = None
@@ -206,6 +233,7 @@ class Config(_Section):
     themes: ThemesConfig = Field(default_factory=ThemesConfig)
     recsys: RecsysConfig = Field(default_factory=RecsysConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @field_validator("run_date", mode="before")
     @classmethod

@@ -165,6 +165,22 @@ RECOMMENDATIONS = Table("recommendations", _s(
     keys=("run_date", "user_id", "rank"), partition_by=("run_date",),
     description="each active user's top open sales on the run date, by the re-ranker's purchase probability")
 
+# ---------------------------------------------------------------- heads (train_head)
+IMAGE_AREAS = Table("image_areas", _s(
+    ("image_id", StringType()), ("model_version", StringType()), ("area", StringType()),
+    ("probability", FloatType()), ("probabilities", ArrayType(FloatType()))),
+    keys=("image_id", "model_version"), description="the property area each image shows, by the area head")
+
+IMAGE_AESTHETICS = Table("image_aesthetics", _s(
+    ("image_id", StringType()), ("model_version", StringType()), ("distribution", ArrayType(FloatType())),
+    ("score", FloatType())),
+    keys=("image_id", "model_version"), description="each image's predicted 10-bin aesthetic score distribution and mean")
+
+SALE_GALLERY = Table("sale_gallery", _s(
+    ("sale_id", StringType()), ("rank", IntegerType()), ("image_id", StringType()), ("area", StringType()),
+    ("score", FloatType())),
+    keys=("sale_id", "rank"), description="each sale's images in gallery order: best-looking first, first few areas distinct")
+
 MODEL_METRICS = Table("model_metrics", _s(
     ("model_version", StringType()), ("stage", StringType()), ("metric", StringType()),
     ("value", DoubleType()), ("n", LongType()), ("recorded_at", TimestampType())),
@@ -179,7 +195,8 @@ STAGE_RUNS = Table("stage_runs", _s(
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
     IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
-    SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, MODEL_METRICS, STAGE_RUNS]}
+    SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, IMAGE_AREAS, IMAGE_AESTHETICS, SALE_GALLERY, MODEL_METRICS,
+    STAGE_RUNS]}
 
 # Tables made from the demo world's image files: a regenerated world rewrites those files
 # under the same paths, so generate_world drops these (ingest and labelling then start over).

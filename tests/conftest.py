@@ -28,6 +28,12 @@ TINY = [
     "rerank.reg_params=[0.0, 0.01]",
     "rerank.elastic_net_params=[0.0, 1.0]",
     "rerank.review_users=2",
+    "training.labels_per_class=8",
+    "training.aesthetic_labels=60",
+    "training.epochs=25",
+    "training.folds=2",
+    "training.batch_size=8",
+    "training.hidden=[64, 32]",
 ]
 
 

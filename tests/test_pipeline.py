@@ -15,7 +15,7 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
     results = pipeline.run_pipeline(spark, cfg)
     ran = [r.stage for r in results]
     # the world is current
-    assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "fit_themes", "build_candidates",
+    assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "train_head", "fit_themes", "build_candidates",
                    "train_reranker", "recommend"]
     rm = models.resolve(cfg)
     assert models.model_available(rm)
@@ -39,7 +39,7 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
     assert hits > 0.4
     # everything is up to date now: a second run redoes nothing
     again = pipeline.run_pipeline(spark, cfg)
-    # fit_themes, build_candidates, train_reranker, recommend: inputs unchanged
+    # train_head, fit_themes, build_candidates, train_reranker, recommend: inputs unchanged
     assert [r.stage for r in again] == ["ingest_images", "label_images"]
     assert all(v == 0 for r in again for v in r.outputs.values())
     runs = io.read(spark, cfg, T.STAGE_RUNS)

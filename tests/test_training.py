@@ -76,3 +76,44 @@ def test_horovod_backend_is_a_clear_error_here(spark, tmp_path):
     with pytest.raises(Exception, match="horovod backend runs in its own pinned environment"):
         launch(spark, _spec(data, backend="horovod"), 1)
     assert os.path.isdir(data)
+
+
+def test_gallery_order_puts_distinct_areas_first():
+    import pandas as pd
+
+    from vistarank.udfs.heads import gallery_order
+
+    pdf = pd.DataFrame({"sale_id": ["s"] * 5, "image_id": list("abcde"),
+                        "area": ["bedroom", "bedroom", "pool", "bedroom", "facade"],
+                        "score": [9.0, 8.5, 6.0, 8.0, 5.0]})
+    out = gallery_order(pdf, 3)
+    assert list(out["image_id"]) == ["a", "c", "e", "b", "d"]  # bedroom, pool, facade, then by score
+    assert list(out["rank"]) == [1, 2, 3, 4, 5]
+    assert list(gallery_order(pdf, 0)["image_id"]) == ["a", "b", "d", "c", "e"]
+
+
+def test_train_head_stage_on_the_tiny_world(spark, labelled):
+    import json
+
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.jobs import train_head
+
+    cfg = labelled
+    res = train_head.run(spark, cfg)
+    n_img = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == cfg.model.model_version).count()
+    assert res.outputs["image_areas"] == n_img and res.outputs["image_aesthetics"] == n_img
+    scores = io.read(spark, cfg, T.IMAGE_AESTHETICS).select("score").toPandas()["score"]
+    assert scores.between(1, 10).all()
+    with open(os.path.join(cfg.reports_dir(), "heads", "evaluation.json")) as fh:
+        report = json.load(fh)
+    assert 0 <= report["areas_cleaned"]["top1"] <= report["areas_cleaned"]["top5"] <= 1
+    assert report["areas_cleaned"]["top1"] > 1 / 9  # better than chance over 9 classes
+    assert report["cleaning"]["flagged"] <= report["cleaning"]["labels"]
+    assert os.path.getsize(os.path.join(cfg.reports_dir(), "heads", "areas_confusion.png")) > 1000
+    gal = io.read(spark, cfg, T.SALE_GALLERY)
+    per_sale = gal.groupBy("sale_id").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
+    assert per_sale.where("n != r").count() == 0
+    assert not train_head.needed(spark, cfg)

@@ -1,0 +1,189 @@
+"""train_head: transfer-learning heads on the labelling model's frozen embeddings, trained
+data-parallel on Spark barrier tasks: hotel property areas (few labels, optional label
+noise and its cleaning) and image aesthetics (EMD loss); evaluation; every image's area
+and aesthetic score; each sale's gallery order."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vistarank import io, runs
+from vistarank import tables as T
+from vistarank.config import Config, join
+from vistarank.files import write_bytes
+from vistarank.jobs.common import main_for
+from vistarank.runs import StageResult, record_metrics
+from vistarank.training import head_task as H
+from vistarank.training.launcher import launch, write_snapshot
+from vistarank.udfs.heads import APPLY_SCHEMA, GALLERY_SCHEMA, apply_fn, gallery_order
+from vistarank.vision import models
+from vistarank.world.catalog import AREAS
+
+log = logging.getLogger(__name__)
+
+CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a beach, a skyline)
+INPUTS = [T.IMAGE_LABELS, T.IMAGE_SOURCES, T.TRUTH_IMAGES]
+OUTPUTS = [T.IMAGE_AREAS, T.IMAGE_AESTHETICS, T.SALE_GALLERY]
+
+
+def _fp(spark: SparkSession, cfg: Config) -> dict:
+    return runs.fingerprint(spark, cfg, INPUTS, training=cfg.training.model_dump(),
+                            model_version=cfg.model.model_version)
+
+
+def needed(spark: SparkSession, cfg: Config) -> bool:
+    """The demo world's truth provides the labels: only then, and only when inputs changed."""
+    return io.exists(spark, cfg, T.TRUTH_IMAGES) and not runs.is_current(spark, cfg, "train_head", OUTPUTS,
+                                                                          _fp(spark, cfg))
+
+
+def _spec(cfg: Config, data: str, kind: str, n_out: int, artifact: str) -> dict:
+    tc = cfg.training
+    return {"backend": tc.backend, "data": data, "kind": kind, "n_out": n_out, "hidden": list(tc.hidden),
+            "dropout": tc.dropout, "seed": tc.seed, "learning_rate": tc.learning_rate, "batch_size": tc.batch_size,
+            "epochs": tc.epochs, "timeout_s": tc.timeout_s, "artifact": artifact}
+
+
+def _train(spark: SparkSession, cfg: Config, rows: pd.DataFrame, kind: str, n_out: int, folder: str, tag: str,
+           workers: int) -> str:
+    """Train one head on ``rows`` (x, y, weight) through the barrier launcher; returns its path."""
+    schema = "x array<float>, y long, weight float" if kind == "softmax" else "x array<float>, y array<float>, weight float"
+    def plain(v):
+        return [float(a) for a in v] if isinstance(v, (list, np.ndarray)) else int(v)
+
+    records = [(plain(x), plain(y), float(w)) for x, y, w in zip(rows["x"], rows["y"], rows["weight"])]
+    df = spark.createDataFrame(records, schema)  # the label budget: small
+    data = write_snapshot(df, join(folder, "data", tag), max(2, workers * 2))
+    res = launch(spark, _spec(cfg, data, kind, n_out, join(folder, f"{tag}.keras")), workers)
+    if len({round(r["digest"], 6) for r in res}) != 1:
+        raise RuntimeError(f"{tag}: workers ended with different weights: {[r['digest'] for r in res]}")
+    log.info("%s: %d worker(s), loss %.4f -> %.4f", tag, len(res), res[0]["losses"][0], res[0]["losses"][-1])
+    return res[0]["artifact"]
+
+
+def _predict(path: str, x: np.ndarray) -> np.ndarray:
+    import keras
+
+    return keras.models.load_model(path, compile=False).predict(x.astype(np.float32), batch_size=1024, verbose=0)
+
+
+def _x(pdf: pd.DataFrame) -> np.ndarray:
+    return np.stack([np.asarray(v, np.float32) for v in pdf["x"]])
+
+
+def run(spark: SparkSession, cfg: Config) -> StageResult:
+    res = StageResult("train_head")
+    tc, fp = cfg.training, _fp(spark, cfg)
+    mv = models.resolve(cfg).model_version
+    folder = join(cfg.models_dir(), tc.name, tc.version)
+    out = join(cfg.reports_dir(), "heads")
+    emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == mv)
+           .select("image_id", F.col("embedding").alias("x")))
+    truth = H.image_truth(io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True), io.read(spark, cfg, T.IMAGE_SOURCES))
+    data = truth.join(emb, "image_id").withColumn("area", F.coalesce("area", F.lit("other")))
+    classes = F.array(*[F.lit(c) for c in CLASSES])
+    data = data.withColumn("y", (F.array_position(classes, F.col("area")) - 1).cast("long")).persist()
+    report: dict = {"model_version": tc.model_version, "features": mv, "classes": CLASSES}
+
+    # ---------------------------------------------------------------- property areas
+    lab = H.add_noise(H.budget(data, "area", tc.labels_per_class, tc.seed), CLASSES, tc.label_noise, tc.seed)
+    lab_pdf = lab.select("image_id", "x", "y", "true_y", "noisy").toPandas()  # the label budget
+    held = (data.join(lab.select("image_id"), "image_id", "left_anti")
+            .orderBy(F.xxhash64("image_id", F.lit(tc.seed + 7))).limit(tc.eval_max_rows)
+            .select("image_id", "x", "y", "aesthetic").toPandas())  # bounded by training.eval_max_rows
+    y = lab_pdf["y"].to_numpy()
+    lab_pdf["weight"] = H.class_weights(y, len(CLASSES))[y].astype(np.float32)
+    noisy_path = _train(spark, cfg, lab_pdf, "softmax", len(CLASSES), folder, "areas_noisy", tc.workers)
+    x_held, y_held = _x(held), held["y"].to_numpy()
+    p_noisy = _predict(noisy_path, x_held)
+    report["areas_noisy"] = H.classification_report(y_held, p_noisy, CLASSES)
+    # cleaning: out-of-fold predictions flag labels they contradict with high confidence
+    fold = (pd.util.hash_pandas_object(lab_pdf["image_id"], index=False).to_numpy() % tc.folds).astype(int)
+    oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
+    for f in range(tc.folds):
+        part = lab_pdf[fold != f]
+        path = _train(spark, cfg, part, "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
+        oof[fold == f] = _predict(path, _x(lab_pdf[fold == f]))
+    flag = H.suspicious(oof, y, tc.clean_confidence)
+    noisy = lab_pdf["noisy"].to_numpy()
+    report["cleaning"] = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
+                          "flagged_and_noisy": int((flag & noisy).sum()),
+                          "precision": float((flag & noisy).sum() / max(flag.sum(), 1)),
+                          "recall": float((flag & noisy).sum() / max(noisy.sum(), 1))}
+    clean_pdf = lab_pdf[~flag].copy()
+    yc = clean_pdf["y"].to_numpy()
+    clean_pdf["weight"] = H.class_weights(yc, len(CLASSES))[yc].astype(np.float32)
+    area_path = _train(spark, cfg, clean_pdf, "softmax", len(CLASSES), folder, "areas", tc.workers)
+    p_clean = _predict(area_path, x_held)
+    report["areas_cleaned"] = H.classification_report(y_held, p_clean, CLASSES)
+    write_bytes(join(out, "areas_confusion.png"), H.confusion_png(
+        y_held, p_clean.argmax(axis=1), CLASSES, f"property areas (cleaned labels), held-out n={len(y_held)}"))
+
+    # ---------------------------------------------------------------- aesthetics (EMD)
+    aes = (data.orderBy(F.xxhash64("image_id", F.lit(tc.seed + 3))).limit(tc.aesthetic_labels)
+           .select("image_id", "x", H.score_distribution(F.col("aesthetic")).alias("y")))
+    aes_pdf = aes.toPandas()  # training.aesthetic_labels rows
+    aes_pdf["weight"] = np.float32(1.0)
+    aes_path = _train(spark, cfg, aes_pdf, "distribution", H.BINS, folder, "aesthetics", tc.workers)
+    held_aes = held[~held["image_id"].isin(set(aes_pdf["image_id"]))]
+    dist_true = np.stack([_gauss(s) for s in held_aes["aesthetic"]])
+    report["aesthetics"] = H.aesthetics_report(dist_true, _predict(aes_path, _x(held_aes)),
+                                               held_aes["aesthetic"].to_numpy())
+    write_bytes(join(out, "evaluation.json"), json.dumps(report, indent=1).encode())
+
+    # ---------------------------------------------------------------- apply to every image; galleries
+    pred = (emb.select("image_id", F.col("x").alias("embedding"))
+            .mapInPandas(apply_fn(area_path, aes_path, CLASSES), APPLY_SCHEMA)).persist()
+    res.add(T.IMAGE_AREAS, io.write(pred.select("image_id", F.lit(tc.model_version).alias("model_version"), "area",
+                                                F.col("area_probability").alias("probability"),
+                                                F.col("area_probabilities").alias("probabilities")),
+                                    cfg, T.IMAGE_AREAS))
+    res.add(T.IMAGE_AESTHETICS, io.write(pred.select("image_id", F.lit(tc.model_version).alias("model_version"),
+                                                     "distribution", "score"), cfg, T.IMAGE_AESTHETICS))
+    pred.unpersist()
+    data.unpersist()
+    res.add(T.SALE_GALLERY, io.write(gallery(spark, cfg), cfg, T.SALE_GALLERY))
+
+    r = report
+    metrics = {"areas_top1_noisy": r["areas_noisy"]["top1"], "areas_top1_cleaned": r["areas_cleaned"]["top1"],
+               "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
+               "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
+               "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
+    res.add(T.MODEL_METRICS, record_metrics(spark, cfg, tc.model_version, "train_head", metrics, len(y_held)))
+    runs.mark_current(cfg, "train_head", fp)
+    res.notes.append(f"areas top-1 on {len(y_held):,} held-out images: noisy labels {metrics['areas_top1_noisy']:.3f}, "
+                     f"cleaned {metrics['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {len(y)} labels "
+                     f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})")
+    res.notes.append(f"aesthetics: EMD {metrics['aesthetics_emd']:.3f}, Spearman {metrics['aesthetics_spearman']:.3f}; "
+                     f"evaluation: {join(out, 'evaluation.json')}")
+    return res
+
+
+def _gauss(score: float, sigma: float = 1.0) -> np.ndarray:
+    b = np.arange(1, H.BINS + 1, dtype=np.float64)
+    w = np.exp(-((b - score) ** 2) / (2 * sigma * sigma))
+    return w / w.sum()
+
+
+def gallery(spark: SparkSession, cfg: Config) -> DataFrame:
+    """Each sale's images in gallery order (greedy diversity over areas, then by score)."""
+    tc = cfg.training
+    imgs = (io.read(spark, cfg, T.IMAGE_SOURCES).select("sale_id", "image_id").where(F.col("sale_id").isNotNull())
+            .distinct().join(io.read(spark, cfg, T.IMAGE_AREAS).select("image_id", "area"), "image_id")
+            .join(io.read(spark, cfg, T.IMAGE_AESTHETICS).select("image_id", "score"), "image_id"))
+    diverse = tc.gallery_diverse
+    return imgs.groupBy("sale_id").applyInPandas(lambda pdf: gallery_order(pdf, diverse), GALLERY_SCHEMA)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_for("train_head", run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Applying the trained heads to every image's embedding, in the workers.
+
+The mapInPandas function captures only paths and class names; each Python worker loads
+the two Keras heads once (module cache) and predicts whole Arrow batches.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+_CACHE: dict[str, object] = {}
+
+APPLY_SCHEMA = ("image_id string, area string, area_probability float, area_probabilities array<float>, "
+                "distribution array<float>, score float")
+
+
+def _model(path: str):
+    if path not in _CACHE:
+        import keras
+
+        _CACHE[path] = keras.models.load_model(path, compile=False, safe_mode=True)
+    return _CACHE[path]
+
+
+def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], batch: int = 1024):
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        area, aes = _model(area_path), _model(aesthetic_path)
+        bins = None
+        for pdf in batches:
+            if pdf.empty:
+                continue
+            x = np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]])
+            pa = area.predict(x, batch_size=batch, verbose=0)
+            pd_ = aes.predict(x, batch_size=batch, verbose=0)
+            if bins is None:
+                bins = np.arange(1, pd_.shape[1] + 1, dtype=np.float32)
+            top = pa.argmax(axis=1)
+            yield pd.DataFrame({
+                "image_id": pdf["image_id"].to_numpy(), "area": np.asarray(classes, dtype=object)[top],
+                "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
+                "area_probabilities": list(pa.astype(np.float32)), "distribution": list(pd_.astype(np.float32)),
+                "score": (pd_ @ bins).astype(np.float32)})
+
+    return run
+
+
+GALLERY_SCHEMA = "sale_id string, rank int, image_id string, area string, score float"
+
+
+def gallery_order(pdf: pd.DataFrame, diverse: int) -> pd.DataFrame:
+    """One sale's images: best-looking first, but the first ``diverse`` cover different areas.
+
+    Greedy: at each of the first ``diverse`` positions take the best-scored image whose area
+    is not shown yet (if every remaining image repeats an area, the best of them); then the
+    rest by score. Ties by image_id.
+    """
+    rest = pdf.sort_values(["score", "image_id"], ascending=[False, True]).to_dict("records")
+    out, seen = [], set()
+    while rest:
+        pick = 0
+        if len(out) < diverse:
+            pick = next((i for i, r in enumerate(rest) if r["area"] not in seen), 0)
+        r = rest.pop(pick)
+        seen.add(r["area"])
+        out.append(r)
+    return pd.DataFrame({"sale_id": [r["sale_id"] for r in out], "rank": np.arange(1, len(out) + 1, dtype=np.int32),
+                         "image_id": [r["image_id"] for r in out], "area": [r["area"] for r in out],
+                         "score": np.asarray([r["score"] for r in out], dtype=np.float32)})
