@@ -96,11 +96,20 @@ class IngestConfig(_Section):
     partitions: int = Field(8, ge=1)
 
 
-class ModelSpec(_Section):
+class _Versioned(_Section):
+    """A section that names a model: ``<name>:<version>`` (a YAML number becomes a string)."""
     model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
 
-    name: str = "scene-demo"
+    name: str
     version: str = "1"
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class ModelSpec(_Versioned):
+    name: str = "scene-demo"
     source: Literal["keras_file", "savedmodel", "application"] = "keras_file"
     path: Optional[str] = None
     architecture: Optional[str] = None
@@ -109,10 +118,6 @@ class ModelSpec(_Section):
     input_size: int = Field(96, ge=8)
     preprocessing: Literal["unit", "symmetric", "caffe", "torch", "included"] = "included"
     embedding_layer: Optional[str] = None
-
-    @property
-    def model_version(self) -> str:
-        return f"{self.name}:{self.version}"
 
 
 class SceneModelConfig(_Section):
@@ -171,9 +176,8 @@ class RecsysConfig(_Section):
     lsh_max_distance: float = Field(1.0, gt=0)
 
 
-class RerankConfig(_Section):
+class RerankConfig(_Versioned):
     name: str = "reranker"
-    version: str = "1"
     negatives: int = Field(5, ge=1)
     seed: int = 0
     warmup_days: int = Field(14, ge=0)
@@ -186,16 +190,9 @@ class RerankConfig(_Section):
     top_n: int = Field(10, ge=1)
     review_users: int = Field(4, ge=1)
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
 
-    @property
-    def model_version(self) -> str:
-        return f"{self.name}:{self.version}"
-
-
-class TrainingConfig(_Section):
+class TrainingConfig(_Versioned):
     name: str = "heads"
-    version: str = "1"
     backend: Literal["tf", "horovod"] = "tf"
     workers: int = Field(2, ge=1)
     labels_per_class: int = Field(40, ge=2)
@@ -212,12 +209,6 @@ class TrainingConfig(_Section):
     timeout_s: int = Field(900, ge=10)
     eval_max_rows: int = Field(20000, ge=10)
     gallery_diverse: int = Field(3, ge=0)
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
-
-    @property
-    def model_version(self) -> str:
-        return f"{self.name}:{self.version}"
 
 
 class Config(_Section):
