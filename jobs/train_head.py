@@ -132,7 +132,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     aes_pdf["weight"] = np.float32(1.0)
     aes_path = _train(spark, cfg, aes_pdf, "distribution", H.BINS, folder, "aesthetics", tc.workers)
     held_aes = held[~held["image_id"].isin(set(aes_pdf["image_id"]))]
-    dist_true = np.stack([_gauss(s) for s in held_aes["aesthetic"]])
+    dist_true = np.stack([H.score_distribution_np(s) for s in held_aes["aesthetic"]])
     report["aesthetics"] = H.aesthetics_report(dist_true, _predict(aes_path, _x(held_aes)),
                                                held_aes["aesthetic"].to_numpy())
     write_bytes(join(out, "evaluation.json"), json.dumps(report, indent=1).encode())
@@ -163,12 +163,6 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     res.notes.append(f"aesthetics: EMD {metrics['aesthetics_emd']:.3f}, Spearman {metrics['aesthetics_spearman']:.3f}; "
                      f"evaluation: {join(out, 'evaluation.json')}")
     return res
-
-
-def _gauss(score: float, sigma: float = 1.0) -> np.ndarray:
-    b = np.arange(1, H.BINS + 1, dtype=np.float64)
-    w = np.exp(-((b - score) ** 2) / (2 * sigma * sigma))
-    return w / w.sum()
 
 
 def gallery(spark: SparkSession, cfg: Config) -> DataFrame:

@@ -35,7 +35,8 @@ from pyspark.ml.feature import StopWordsRemover, Tokenizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from vistarank.recsys.similarity import sparse_top_k
+from vistarank.recsys.similarity import sparse_top_k, unit_profile
+from vistarank.themes.profiles import mean_vectors
 
 ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit"]
 
@@ -118,12 +119,6 @@ def sale_profiles(sales: DataFrame) -> DataFrame:
     return unit_profile(attrs.unionByName(tfidf), ["sale_id"])
 
 
-def unit_profile(prof: DataFrame, keys: list[str]) -> DataFrame:
-    norm = prof.groupBy(*keys).agg(F.sqrt(F.sum(F.col("value") ** 2)).alias("norm"))
-    return prof.join(norm, keys).where(F.col("norm") > 0).select(
-        *keys, "feature", (F.col("value") / F.col("norm")).alias("value"))
-
-
 def content_scores(hist: DataFrame, sale_prof: DataFrame, pairs: DataFrame) -> DataFrame:
     """Cosine of the user's decayed profile and the sale's -> (user_id, as_of, sale_id, content)."""
     user = unit_profile(hist.join(sale_prof, "sale_id").groupBy("user_id", "as_of", "feature")
@@ -147,10 +142,8 @@ def cosine_arrays(a: F.Column, b: F.Column) -> F.Column:
 def user_theme_vectors(hist: DataFrame, sale_themes: DataFrame) -> DataFrame:
     """(user_id, as_of, user_weights): decayed sum of the theme mixes of their sales."""
     rows = hist.join(sale_themes.select("sale_id", "weights"), "sale_id")
-    ex = rows.select("user_id", "as_of", F.posexplode("weights").alias("pos", "w"), "weight")
-    agg = ex.groupBy("user_id", "as_of", "pos").agg(F.sum(F.col("w") * F.col("weight")).alias("w"))
-    return (agg.groupBy("user_id", "as_of").agg(F.array_sort(F.collect_list(F.struct("pos", "w"))).alias("pw"))
-            .select("user_id", "as_of", F.transform("pw", lambda s: s["w"]).alias("user_weights")))
+    return (mean_vectors(rows, ["user_id", "as_of"], "weight", dtype="double")
+            .withColumnRenamed("weights", "user_weights"))
 
 
 # ----------------------------------------------------------------------------- popularity, price

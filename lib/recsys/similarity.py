@@ -62,6 +62,14 @@ def dense_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, dim: int, 
     return _ranked(found, k)
 
 
+def unit_profile(prof: DataFrame, keys: list[str]) -> DataFrame:
+    """Sparse profiles (keys..., feature, value) scaled to unit L2 norm per key; an all-zero
+    profile is dropped."""
+    norm = prof.groupBy(*keys).agg(F.sqrt(F.sum(F.col("value") ** 2)).alias("norm"))
+    return prof.join(norm, keys).where(F.col("norm") > 0).select(
+        *keys, "feature", (F.col("value") / F.col("norm")).alias("value"))
+
+
 def sparse_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, shrinkage: float = 0.0,
                  max_feature_items: int = 0, exclude_self: bool = True) -> DataFrame:
     """Exact top-k cosine neighbours between sparse profiles ``(id, feature, value)``.
@@ -70,12 +78,7 @@ def sparse_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, shrinkage
     n / (n + shrinkage), n = the number of shared features (co-visitors for item-item
     CF). ``max_feature_items`` > 0 drops features that more candidates than that share.
     """
-    def unit(df: DataFrame) -> DataFrame:
-        norm = df.groupBy("id").agg(F.sqrt(F.sum(F.col("value") ** 2)).alias("norm"))
-        return df.join(norm, "id").where(F.col("norm") > 0).select(
-            "id", "feature", (F.col("value") / F.col("norm")).alias("value"))
-
-    q, c = unit(queries), unit(candidates)
+    q, c = unit_profile(queries, ["id"]), unit_profile(candidates, ["id"])
     if max_feature_items > 0:
         common = c.groupBy("feature").agg(F.count("*").alias("n")).where(F.col("n") > max_feature_items)
         q = q.join(common, "feature", "left_anti")

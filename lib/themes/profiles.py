@@ -62,14 +62,16 @@ def image_themes(weights: DataFrame) -> DataFrame:
             .withColumn("dominant_weight", F.when(F.col("dominant_theme").isNotNull(), F.array_max("weights"))))
 
 
-def _mean_vectors(rows: DataFrame, key: str, weight: str | None = None) -> DataFrame:
-    """Weighted sum of theme vectors per key -> (key, weights array in theme order, n)."""
-    ex = rows.select(key, F.posexplode("weights").alias("pos", "w"),
+def mean_vectors(rows: DataFrame, key: str | list[str], weight: str | None = None,
+                 dtype: str = "float") -> DataFrame:
+    """Weighted sum of the ``weights`` theme vectors per key -> (key..., weights in theme order)."""
+    keys = [key] if isinstance(key, str) else list(key)
+    ex = rows.select(*keys, F.posexplode("weights").alias("pos", "w"),
                      (F.col(weight) if weight else F.lit(1.0)).alias("_wt"))
-    agg = ex.groupBy(key, "pos").agg(F.sum(F.col("w") * F.col("_wt")).alias("w"))
-    return (agg.groupBy(key)
+    agg = ex.groupBy(*keys, "pos").agg(F.sum(F.col("w") * F.col("_wt")).alias("w"))
+    return (agg.groupBy(*keys)
             .agg(F.array_sort(F.collect_list(F.struct("pos", "w"))).alias("pw"))
-            .select(key, F.transform("pw", lambda s: s["w"].cast("float")).alias("weights")))
+            .select(*keys, F.transform("pw", lambda s: s["w"].cast(dtype)).alias("weights")))
 
 
 def sale_themes(images: DataFrame, sources: DataFrame) -> DataFrame:
@@ -77,7 +79,7 @@ def sale_themes(images: DataFrame, sources: DataFrame) -> DataFrame:
     links = sources.select("sale_id", "image_id").where(F.col("sale_id").isNotNull()).distinct()
     rows = links.join(images.where(F.col("dominant_theme").isNotNull()), "image_id")
     counts = rows.groupBy("sale_id").agg(F.count("*").cast("int").alias("n_images"))
-    mean = _mean_vectors(rows, "sale_id").withColumn("weights", normalise(F.col("weights")))
+    mean = mean_vectors(rows, "sale_id").withColumn("weights", normalise(F.col("weights")))
     return (mean.join(counts, "sale_id")
             .withColumn("dominant_theme", dominant(F.col("weights"))))
 
@@ -101,7 +103,7 @@ def user_themes(inter: DataFrame, sales: DataFrame, run_date: dt.date) -> DataFr
     """(user_id, weights, dominant_theme, n_sales, as_of) from weighted interactions."""
     rows = inter.join(sales.select("sale_id", "weights"), "sale_id")
     counts = rows.groupBy("user_id").agg(F.countDistinct("sale_id").cast("int").alias("n_sales"))
-    mean = _mean_vectors(rows, "user_id", "weight").withColumn("weights", normalise(F.col("weights")))
+    mean = mean_vectors(rows, "user_id", "weight").withColumn("weights", normalise(F.col("weights")))
     return (mean.join(counts, "user_id")
             .withColumn("dominant_theme", dominant(F.col("weights")))
             .withColumn("as_of", F.lit(run_date)))
@@ -118,7 +120,7 @@ def themes_table(spark: SparkSession, h: np.ndarray, tags: list[str], names: lis
     meta = spark.createDataFrame(rows, f"theme_id int, name string, model_version string, "
                                        f"top_tags array<{TAG_WEIGHT.simpleString()}>")
     tagged = images.where(F.col("dominant_theme").isNotNull())
-    share = _mean_vectors(tagged.select(F.lit(1).alias("k"), "weights"), "k")
+    share = mean_vectors(tagged.select(F.lit(1).alias("k"), "weights"), "k")
     share = share.select(F.posexplode("weights").alias("theme_id", "share"))
     n_img = tagged.groupBy(F.col("dominant_theme").alias("theme_id")).agg(F.count("*").alias("n_images"))
     n_tagged = tagged.count()  # one number

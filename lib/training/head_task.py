@@ -36,6 +36,13 @@ def score_distribution(score: F.Column, sigma: float = 1.0) -> F.Column:
     return F.array(*[(x / total).cast("float") for x in w])
 
 
+def score_distribution_np(score: float, sigma: float = 1.0) -> np.ndarray:
+    """:func:`score_distribution` for one score, in numpy (held-out targets)."""
+    b = np.arange(1, BINS + 1, dtype=np.float64)
+    w = np.exp(-((b - score) ** 2) / (2 * sigma * sigma))
+    return w / w.sum()
+
+
 def image_truth(truth: DataFrame, sources: DataFrame) -> DataFrame:
     """(image_id, area, aesthetic) from the hidden truth of the files behind each image."""
     return (truth.join(sources.select("uri", "image_id"), "uri")
