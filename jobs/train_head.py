@@ -21,14 +21,15 @@ from vistarank.jobs.common import main_for
 from vistarank.runs import StageResult, record_metrics
 from vistarank.training import head_task as H
 from vistarank.training.launcher import launch, write_snapshot
-from vistarank.udfs.heads import APPLY_SCHEMA, GALLERY_SCHEMA, apply_fn, gallery_order
+from vistarank.udfs.heads import (APPLY_SCHEMA, GALLERY_SCHEMA, PREDICT_SCHEMA, apply_fn, gallery_order,
+                                  predict_images_fn)
 from vistarank.vision import models
 from vistarank.world.catalog import AREAS
 
 log = logging.getLogger(__name__)
 
 CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a beach, a skyline)
-INPUTS = [T.IMAGE_LABELS, T.IMAGE_SOURCES, T.TRUTH_IMAGES]
+INPUTS = [T.IMAGE_LABELS, T.IMAGE_SOURCES, T.TRUTH_IMAGES, T.IMAGES]
 OUTPUTS = [T.IMAGE_AREAS, T.IMAGE_AESTHETICS, T.SALE_GALLERY]
 
 
@@ -45,9 +46,67 @@ def needed(spark: SparkSession, cfg: Config) -> bool:
 
 def _spec(cfg: Config, data: str, kind: str, n_out: int, artifact: str) -> dict:
     tc = cfg.training
-    return {"backend": tc.backend, "data": data, "kind": kind, "n_out": n_out, "hidden": list(tc.hidden),
+    spec = {"backend": tc.backend, "data": data, "kind": kind, "n_out": n_out, "hidden": list(tc.hidden),
             "dropout": tc.dropout, "seed": tc.seed, "learning_rate": tc.learning_rate, "batch_size": tc.batch_size,
             "epochs": tc.epochs, "timeout_s": tc.timeout_s, "artifact": artifact}
+    if tc.backend == "horovod":
+        spec["python"] = tc.horovod_python
+    return spec
+
+
+def _fine_tune_spec(cfg: Config, data: str, artifact: str, from_scratch: bool) -> dict:
+    """Backbone + area head on the images (tf backend): idealo's two phases, or the same
+    network from scratch for as many epochs with every layer training."""
+    ft = cfg.training.fine_tune
+    if from_scratch:
+        phases = [{"train": "all", "epochs": ft.head_epochs + ft.top_epochs, "learning_rate": ft.scratch_learning_rate}]
+    else:
+        phases = [{"train": "head", "epochs": ft.head_epochs, "learning_rate": ft.head_learning_rate}]
+        if ft.top_epochs:
+            phases.append({"train": "top", "epochs": ft.top_epochs, "learning_rate": ft.top_learning_rate})
+    return {**_spec(cfg, data, "softmax", len(CLASSES), artifact), "backend": "tf", "input": "images",
+            "backbone": models.resolve(cfg).to_json(), "from_scratch": from_scratch, "phases": phases,
+            "unfreeze_from": ft.unfreeze_from, "batch_size": ft.batch_size,
+            "augment": {"crop": ft.crop, "rotation": ft.rotation}}
+
+
+def fine_tune(spark: SparkSession, cfg: Config, labels: pd.DataFrame, held: pd.DataFrame, p_head: np.ndarray,
+              folder: str) -> dict:
+    """Fine-tune (and train from scratch) on the images of ``labels`` (image_id, y, weight);
+    evaluate both, and the frozen-feature head (``p_head``, on ``held``'s order), on the same
+    held-out images (the first ``fine_tune.eval_max_rows`` of ``held``)."""
+    ft = cfg.training.fine_tune
+    rm = models.resolve(cfg)
+    if rm.source == "savedmodel":
+        raise ValueError("training.fine_tune needs a Keras model (model.source keras_file or application), "
+                         "not a SavedModel; set training.fine_tune.enabled=false")
+    images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
+    lab = spark.createDataFrame(labels[["image_id", "y", "weight"]].astype({"y": "int64", "weight": "float32"}),
+                                "image_id string, y long, weight float")  # the label budget: small
+    data = write_snapshot(images.join(lab, "image_id"), join(folder, "data", "areas_images"),
+                          max(2, cfg.training.workers * 2), ("content", "y", "weight"))
+    sub = held.head(ft.eval_max_rows)
+    sub_ids = spark.createDataFrame(sub[["image_id"]], "image_id string")
+    held_images = images.join(sub_ids, "image_id")
+    y_of = dict(zip(sub["image_id"], sub["y"]))
+    out = {"eval_images": int(len(sub)),
+           "transfer_head": H.classification_report(sub["y"].to_numpy(), p_head[:len(sub)], CLASSES)}
+    arms = [("fine_tuned", False)] + ([("from_scratch", True)] if ft.scratch else [])
+    for arm, scratch in arms:
+        res = launch(spark, _fine_tune_spec(cfg, data, join(folder, f"areas_{arm}.keras"), scratch),
+                     cfg.training.workers)
+        if len({round(r["digest"], 6) for r in res}) != 1:
+            raise RuntimeError(f"areas_{arm}: workers ended with different weights")
+        pred = (held_images.mapInPandas(predict_images_fn(res[0]["artifact"], rm.input_size, rm.preprocessing),
+                                        PREDICT_SCHEMA).toPandas())  # fine_tune.eval_max_rows rows
+        p = np.stack([np.asarray(v, np.float32) for v in pred["probabilities"]])
+        out[arm] = {**H.classification_report(pred["image_id"].map(y_of).to_numpy(), p, CLASSES),
+                    "phases": [{k: ph[k] for k in ("train", "epochs", "learning_rate", "trainable_weights")}
+                               for ph in res[0]["phases"]],
+                    "loss_first": res[0]["losses"][0], "loss_last": res[0]["losses"][-1]}
+        log.info("areas %s: held-out top-1 %.3f (frozen-feature head %.3f)", arm, out[arm]["top1"],
+                 out["transfer_head"]["top1"])
+    return out
 
 
 def _train(spark: SparkSession, cfg: Config, rows: pd.DataFrame, kind: str, n_out: int, folder: str, tag: str,
@@ -124,6 +183,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     report["areas_cleaned"] = H.classification_report(y_held, p_clean, CLASSES)
     write_bytes(join(out, "areas_confusion.png"), H.confusion_png(
         y_held, p_clean.argmax(axis=1), CLASSES, f"property areas (cleaned labels), held-out n={len(y_held)}"))
+    if tc.fine_tune.enabled:
+        report["areas_images"] = fine_tune(spark, cfg, clean_pdf, held, p_clean, folder)
 
     # ---------------------------------------------------------------- aesthetics (EMD)
     aes = (data.orderBy(F.xxhash64("image_id", F.lit(tc.seed + 3))).limit(tc.aesthetic_labels)
@@ -155,11 +216,21 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
                "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
                "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
                "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
+    if "areas_images" in r:
+        for arm in ("transfer_head", "fine_tuned", "from_scratch"):
+            if arm in r["areas_images"]:
+                metrics[f"areas_top1_{arm}"] = r["areas_images"][arm]["top1"]
     res.add(T.MODEL_METRICS, record_metrics(spark, cfg, tc.model_version, "train_head", metrics, len(y_held)))
     runs.mark_current(cfg, "train_head", fp)
     res.notes.append(f"areas top-1 on {len(y_held):,} held-out images: noisy labels {metrics['areas_top1_noisy']:.3f}, "
                      f"cleaned {metrics['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {len(y)} labels "
                      f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})")
+    if "areas_images" in r:
+        ai = r["areas_images"]
+        res.notes.append(f"areas top-1 on {ai['eval_images']:,} held-out images: frozen-feature head "
+                         f"{ai['transfer_head']['top1']:.3f}, fine-tuned {ai['fine_tuned']['top1']:.3f}"
+                         + (f", same network from scratch {ai['from_scratch']['top1']:.3f}"
+                            if "from_scratch" in ai else ""))
     res.notes.append(f"aesthetics: EMD {metrics['aesthetics_emd']:.3f}, Spearman {metrics['aesthetics_spearman']:.3f}; "
                      f"evaluation: {join(out, 'evaluation.json')}")
     return res

@@ -191,9 +191,25 @@ class RerankConfig(_Versioned):
     review_users: int = Field(4, ge=1)
 
 
+class FineTuneConfig(_Section):
+    enabled: bool = True
+    head_epochs: int = Field(6, ge=1)
+    head_learning_rate: float = Field(0.003, gt=0)
+    top_epochs: int = Field(10, ge=0)
+    top_learning_rate: float = Field(0.0003, gt=0)
+    unfreeze_from: Optional[str] = None
+    batch_size: int = Field(16, ge=1)
+    crop: float = Field(0.15, ge=0, lt=1)
+    rotation: float = Field(0.03, ge=0, le=0.25)
+    scratch: bool = True
+    scratch_learning_rate: float = Field(0.001, gt=0)
+    eval_max_rows: int = Field(2000, ge=10)
+
+
 class TrainingConfig(_Versioned):
     name: str = "heads"
     backend: Literal["tf", "horovod"] = "tf"
+    horovod_python: str = ".venv-hvd/bin/python"
     workers: int = Field(2, ge=1)
     labels_per_class: int = Field(40, ge=2)
     aesthetic_labels: int = Field(400, ge=10)
@@ -209,6 +225,7 @@ class TrainingConfig(_Versioned):
     timeout_s: int = Field(900, ge=10)
     eval_max_rows: int = Field(20000, ge=10)
     gallery_diverse: int = Field(3, ge=0)
+    fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
 
 
 class Config(_Section):

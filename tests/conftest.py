@@ -34,6 +34,10 @@ TINY = [
     "training.folds=2",
     "training.batch_size=8",
     "training.hidden=[64, 32]",
+    "training.fine_tune.head_epochs=3",
+    "training.fine_tune.top_epochs=3",
+    "training.fine_tune.batch_size=8",
+    "training.fine_tune.eval_max_rows=120",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Distributed training: the EMD loss, heads, and the barrier-mode launcher (tf backend)."""
+"""Distributed training: the EMD loss, heads, and the barrier-mode launcher (tf and horovod backends)."""
 import os
 import time
 
@@ -70,12 +70,46 @@ def test_a_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
     assert time.perf_counter() - t0 < 120
 
 
-def test_horovod_backend_is_a_clear_error_here(spark, tmp_path):
+HVD_PYTHON = os.environ.get("VISTARANK_HOROVOD_PYTHON",
+                            os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                         ".venv-hvd", "bin", "python"))
+needs_horovod = pytest.mark.skipif(
+    not os.path.exists(HVD_PYTHON) and os.environ.get("VISTARANK_REQUIRE_HOROVOD") != "1",
+    reason=f"no horovod environment at {HVD_PYTHON} (make horovod-env)")
+
+
+@needs_horovod
+def test_horovod_backend_one_and_two_workers_learn_and_agree(spark, tmp_path):
+    df, x, y = _blobs(spark)
+    data = write_snapshot(df, str(tmp_path / "data"), 4)
+    hv = dict(backend="horovod", python=HVD_PYTHON)
+    one = launch(spark, _spec(data, artifact=str(tmp_path / "one" / "head.keras"), **hv), 1)
+    two = launch(spark, _spec(data, artifact=str(tmp_path / "two" / "head.keras"), **hv), 2)
+    assert {r["backend"] for r in one + two} == {"horovod"}
+    assert two[0]["digest"] == pytest.approx(two[1]["digest"], rel=1e-9)  # identical weights after training
+    assert sum(r["rows"] for r in two) == len(x)
+    acc1 = _accuracy(one[0]["artifact"], x, y)  # rebuilt as a Keras 3 model from rank 0's weights
+    acc2 = _accuracy(two[0]["artifact"], x, y)
+    assert acc1 > 0.9 and acc2 > 0.9
+    assert abs(acc1 - acc2) <= 0.05  # the same tolerance as the tf backend
+    assert two[0]["losses"][-1] < two[0]["losses"][0]
+
+
+@needs_horovod
+def test_horovod_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
+    df, _, _ = _blobs(spark, n=200)
+    data = write_snapshot(df, str(tmp_path / "data"), 2)
+    t0 = time.perf_counter()
+    with pytest.raises(Exception, match="worker 1 failed on purpose"):
+        launch(spark, _spec(data, backend="horovod", python=HVD_PYTHON, fail_rank=1, timeout_s=120), 2)
+    assert time.perf_counter() - t0 < 120
+
+
+def test_a_missing_worker_interpreter_is_a_clear_error(spark, tmp_path):
     df, _, _ = _blobs(spark, n=100)
     data = write_snapshot(df, str(tmp_path / "data"), 1)
-    with pytest.raises(Exception, match="horovod backend runs in its own pinned environment"):
-        launch(spark, _spec(data, backend="horovod"), 1)
-    assert os.path.isdir(data)
+    with pytest.raises(Exception, match="worker interpreter .*nowhere/bin/python not found.*make horovod-env"):
+        launch(spark, _spec(data, backend="horovod", python=str(tmp_path / "nowhere" / "bin" / "python")), 1)
 
 
 def test_gallery_order_puts_distinct_areas_first():
@@ -113,6 +147,15 @@ def test_train_head_stage_on_the_tiny_world(spark, labelled):
     assert report["areas_cleaned"]["top1"] > 1 / 9  # better than chance over 9 classes
     assert report["cleaning"]["flagged"] <= report["cleaning"]["labels"]
     assert os.path.getsize(os.path.join(cfg.reports_dir(), "heads", "areas_confusion.png")) > 1000
+    ai = report["areas_images"]  # fine-tuned and from-scratch networks against the frozen-feature head
+    assert 0 < ai["eval_images"] <= 120
+    for arm in ("transfer_head", "fine_tuned", "from_scratch"):
+        assert 0 <= ai[arm]["top1"] <= ai[arm]["top5"] <= 1
+    assert [p["train"] for p in ai["fine_tuned"]["phases"]] == ["head", "top"]
+    head_w, top_w = (p["trainable_weights"] for p in ai["fine_tuned"]["phases"])
+    assert head_w == 6 and top_w > head_w  # phase 1: the head's 3 dense layers only; phase 2: + the backbone's top
+    assert ai["from_scratch"]["phases"][0]["trainable_weights"] > top_w
+    assert ai["fine_tuned"]["top1"] > 1 / 9
     gal = io.read(spark, cfg, T.SALE_GALLERY)
     per_sale = gal.groupBy("sale_id").agg(F.count("*").alias("n"), F.max("rank").alias("r"))
     assert per_sale.where("n != r").count() == 0

@@ -46,6 +46,30 @@ def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], batch: int
     return run
 
 
+PREDICT_SCHEMA = "image_id string, probabilities array<float>"
+
+
+def predict_images_fn(model_path: str, size: int, preprocessing: str, batch: int = 64):
+    """mapInPandas over (image_id, content): a fine-tuned image model's outputs, images
+    decoded by the scoring job's decode path (undecodable ones are dropped)."""
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from vistarank.udfs.scoring import decode_for_model
+        from vistarank.vision.models import preprocess
+
+        model = _model(model_path)
+        for pdf in batches:
+            dec = [decode_for_model(b, size) for b in pdf["content"]]
+            ok = [i for i, d in enumerate(dec) if d is not None]
+            if not ok:
+                continue
+            x = preprocess(np.stack([dec[i] for i in ok]), preprocessing)
+            p = model.predict(x, batch_size=batch, verbose=0).astype(np.float32)
+            yield pd.DataFrame({"image_id": pdf["image_id"].to_numpy()[ok], "probabilities": list(p)})
+
+    return run
+
+
 GALLERY_SCHEMA = "sale_id string, rank int, image_id string, area string, score float"
 
 

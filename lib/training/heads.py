@@ -18,11 +18,11 @@ Kind = Literal["softmax", "sigmoid", "distribution"]
 def emd_loss(y_true, y_pred, r: int = 2):
     """Earth Mover's Distance between score distributions over ordered bins (NIMA, idealo):
     (mean over bins of |CDF_true - CDF_pred|^r)^(1/r), per example."""
-    from keras import ops
+    import tensorflow as tf  # TF ops: the same code under Keras 3 (tf backend) and tf.keras 2.15 (horovod)
 
-    cdf_t = ops.cumsum(y_true, axis=-1)
-    cdf_p = ops.cumsum(y_pred, axis=-1)
-    return ops.power(ops.mean(ops.power(ops.abs(cdf_t - cdf_p), r), axis=-1), 1.0 / r)
+    y_true = tf.cast(y_true, y_pred.dtype)
+    d = tf.abs(tf.math.cumsum(y_true, axis=-1) - tf.math.cumsum(y_pred, axis=-1))
+    return tf.pow(tf.reduce_mean(tf.pow(d, r), axis=-1), 1.0 / r)
 
 
 def emd_numpy(y_true: np.ndarray, y_pred: np.ndarray, r: int = 2) -> np.ndarray:
@@ -53,11 +53,12 @@ def build_head(input_dim: int, n_out: int, kind: Kind, hidden: tuple[int, int] =
 
 
 def loss_for(kind: Kind):
-    """Per-example loss (reduction is done by the training loop over the global batch)."""
+    """Per-example loss (reduction is done by the training loop over the global batch).
+    ``reduction="none"`` is understood by Keras 3 and by tf.keras 2.15 (the horovod env)."""
     import keras
 
     if kind == "softmax":
-        return keras.losses.SparseCategoricalCrossentropy(reduction=None)
+        return keras.losses.SparseCategoricalCrossentropy(reduction="none")
     if kind == "sigmoid":
-        return keras.losses.BinaryCrossentropy(reduction=None)
+        return keras.losses.BinaryCrossentropy(reduction="none")
     return emd_loss

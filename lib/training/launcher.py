@@ -6,8 +6,9 @@ backend) and run :func:`vistarank.udfs.train_worker.train_rank`. Each returns it
 and a digest of its final weights (equal on every rank when the collectives worked);
 rank 0 saves the model. Only those small results come back to the driver.
 
-Training data is a Parquet snapshot (columns x array<float>, y, weight) written by Spark
-with :func:`write_snapshot`; each rank reads its own files with pyarrow.
+Training data is a Parquet snapshot (columns x array<float>, y, weight; or content binary,
+y, weight to fine-tune on images) written by Spark with :func:`write_snapshot`; each rank
+reads its own files with pyarrow.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from vistarank.udfs.train_worker import barrier_fn
 log = logging.getLogger(__name__)
 
 
-def write_snapshot(df: DataFrame, folder: str, n_files: int) -> str:
-    """(x, y, weight) rows as ``n_files`` Parquet files (a fixed snapshot every rank reads)."""
-    df.select("x", "y", "weight").repartition(n_files).write.mode("overwrite").parquet(folder)
+def write_snapshot(df: DataFrame, folder: str, n_files: int, columns: tuple[str, ...] = ("x", "y", "weight")) -> str:
+    """(x, y, weight) rows (or (content, y, weight) for fine-tuning) as ``n_files`` Parquet
+    files: a fixed snapshot every rank reads."""
+    df.select(*columns).repartition(n_files).write.mode("overwrite").parquet(folder)
     return folder
 
 
@@ -38,5 +40,24 @@ def launch(spark: SparkSession, spec: dict, workers: int) -> list[dict]:
         raise ValueError(f"training.workers={workers} needs {workers} task slots at once; this cluster has {slots}")
     log.info("training on %d barrier task(s), backend %s", workers, spec["backend"])
     rdd = spark.sparkContext.parallelize(range(workers), workers)
-    out = [json.loads(r) for r in rdd.barrier().mapPartitions(barrier_fn(json.dumps(spec))).collect()]
-    return sorted(out, key=lambda r: r["rank"])
+    out = sorted((json.loads(r) for r in rdd.barrier().mapPartitions(barrier_fn(json.dumps(spec))).collect()),
+                 key=lambda r: r["rank"])
+    if out[0].get("weights_npz"):
+        out[0]["artifact"] = keras_from_weights(spec, out[0]["weights_npz"])
+    return out
+
+
+def keras_from_weights(spec: dict, npz: str) -> str:
+    """The horovod environment (tf.keras 2.15) saves rank 0's weights as npz; rebuild the same
+    head here with Keras 3 and save it as ``spec['artifact']`` (what every reader loads)."""
+    import numpy as np
+
+    from vistarank.training.heads import build_head
+
+    with np.load(npz) as z:
+        weights = [z[f"arr_{i}"] for i in range(len(z.files))]
+    model = build_head(weights[0].shape[0], spec["n_out"], spec["kind"], tuple(spec["hidden"]), spec["dropout"],
+                       spec["seed"])
+    model.set_weights(weights)
+    model.save(spec["artifact"])
+    return spec["artifact"]
