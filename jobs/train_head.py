@@ -20,6 +20,7 @@ from vistarank.files import write_bytes
 from vistarank.jobs.common import main_for
 from vistarank.runs import StageResult, record_metrics
 from vistarank.training import head_task as H
+from vistarank.training.head_task import write_manifest
 from vistarank.training.launcher import launch, write_snapshot
 from vistarank.udfs.heads import (APPLY_SCHEMA, GALLERY_SCHEMA, PREDICT_SCHEMA, apply_fn, gallery_order,
                                   predict_images_fn)
@@ -209,6 +210,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
                                                      "distribution", "score"), cfg, T.IMAGE_AESTHETICS))
     pred.unpersist()
     data.unpersist()
+    write_manifest(cfg, area_path, aes_path, CLASSES, mv)  # label_images applies these from now on
     res.add(T.SALE_GALLERY, io.write(gallery(spark, cfg), cfg, T.SALE_GALLERY))
 
     r = report

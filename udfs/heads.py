@@ -24,24 +24,36 @@ def _model(path: str):
     return _CACHE[path]
 
 
+HEAD_COLUMNS = ["area", "area_probability", "area_probabilities", "distribution", "score"]
+
+
+def apply_heads(area, aes, x: np.ndarray, classes: list[str], batch: int = 1024) -> dict:
+    """The area and aesthetics heads on embeddings ``x``: the columns of HEAD_COLUMNS."""
+    pa = area.predict(x, batch_size=batch, verbose=0)
+    pd_ = aes.predict(x, batch_size=batch, verbose=0)
+    top = pa.argmax(axis=1)
+    return {"area": np.asarray(classes, dtype=object)[top],
+            "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
+            "area_probabilities": list(pa.astype(np.float32)), "distribution": list(pd_.astype(np.float32)),
+            "score": (pd_ @ np.arange(1, pd_.shape[1] + 1, dtype=np.float32)).astype(np.float32)}
+
+
+def load_heads(manifest_json: str):
+    """(area model, aesthetics model, classes) of a heads manifest (loaded once per worker)."""
+    import json
+
+    m = json.loads(manifest_json)
+    return _model(m["area"]), _model(m["aesthetics"]), m["classes"]
+
+
 def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], batch: int = 1024):
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         area, aes = _model(area_path), _model(aesthetic_path)
-        bins = None
         for pdf in batches:
             if pdf.empty:
                 continue
             x = np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]])
-            pa = area.predict(x, batch_size=batch, verbose=0)
-            pd_ = aes.predict(x, batch_size=batch, verbose=0)
-            if bins is None:
-                bins = np.arange(1, pd_.shape[1] + 1, dtype=np.float32)
-            top = pa.argmax(axis=1)
-            yield pd.DataFrame({
-                "image_id": pdf["image_id"].to_numpy(), "area": np.asarray(classes, dtype=object)[top],
-                "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
-                "area_probabilities": list(pa.astype(np.float32)), "distribution": list(pd_.astype(np.float32)),
-                "score": (pd_ @ bins).astype(np.float32)})
+            yield pd.DataFrame({"image_id": pdf["image_id"].to_numpy(), **apply_heads(area, aes, x, classes, batch)})
 
     return run
 

@@ -16,10 +16,14 @@ import numpy as np
 import pandas as pd
 from pyspark.sql.functions import pandas_udf
 
+from vistarank.udfs.heads import HEAD_COLUMNS, apply_heads
 from vistarank.udfs.images import ImageRejected, decode_rgb, to_model_input
 
 LABEL_UDF_SCHEMA = ("label_names array<string>, label_probs array<float>, embedding array<float>, "
-                    "probabilities array<float>")
+                    "probabilities array<float>, area string, area_probability float, "
+                    "area_probabilities array<float>, distribution array<float>, score float")
+_COLUMNS = ["label_names", "label_probs", "embedding", "probabilities", "area", "area_probability",
+            "area_probabilities", "distribution", "score"]
 _DECODE_MAX_PIXELS = 1 << 31  # images were checked at ingest
 
 
@@ -40,11 +44,18 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_size: int, full: bool,
-                  threads: int = 2) -> Iterator[pd.DataFrame]:
-    """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too)."""
+                  threads: int = 2, heads_json: Optional[str] = None) -> Iterator[pd.DataFrame]:
+    """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too).
+    With ``heads_json`` (a registered heads manifest) the area and aesthetics heads run on
+    the embeddings in the same pass; else their columns are null."""
     from vistarank.udfs.model_cache import get_scorer
 
     scorer = get_scorer(model_json)
+    heads = None
+    if heads_json:
+        from vistarank.udfs.heads import load_heads
+
+        heads = load_heads(heads_json)
     size = scorer.rm.input_size
     labels = np.array(scorer.labels, dtype=object)
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -56,28 +67,30 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
             for decoded in futures:
                 decoded = list(decoded)
                 ok = [i for i, a in enumerate(decoded) if a is not None]
-                rows: list[dict] = [dict(label_names=None, label_probs=None, embedding=None,
-                                         probabilities=None) for _ in decoded]
+                rows: list[dict] = [dict.fromkeys(_COLUMNS) for _ in decoded]
                 if ok:
                     x = np.zeros((batch_size, size, size, 3), np.float32)  # fixed shape: one trace
                     x[:len(ok)] = np.stack([decoded[i] for i in ok])
                     probs, emb = scorer.predict(x)
                     probs, emb = probs[:len(ok)], emb[:len(ok)]
                     idx, vals = top_k(probs, k)
+                    h = apply_heads(heads[0], heads[1], emb.astype(np.float32), heads[2]) if heads else None
                     for j, i in enumerate(ok):
-                        rows[i] = dict(label_names=labels[idx[j]].tolist(), label_probs=vals[j].astype(np.float32),
+                        rows[i] = dict(rows[i], label_names=labels[idx[j]].tolist(), label_probs=vals[j].astype(np.float32),
                                        embedding=emb[j].astype(np.float32),
                                        probabilities=probs[j].astype(np.float32) if full else None)
+                        if h:
+                            rows[i].update({c: h[c][j] for c in HEAD_COLUMNS})
                 out.extend(rows)
-            yield pd.DataFrame(out, columns=["label_names", "label_probs", "embedding", "probabilities"])
+            yield pd.DataFrame(out, columns=_COLUMNS)
 
 
-def make_label_udf(model_json: str, k: int, batch_size: int, full: bool):
+def make_label_udf(model_json: str, k: int, batch_size: int, full: bool, heads_json: Optional[str] = None):
     """An iterator pandas UDF over the ``content`` column (build once per job)."""
 
     @pandas_udf(LABEL_UDF_SCHEMA)
     def label_images(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        yield from score_batches(contents, model_json, k, batch_size, full)
+        yield from score_batches(contents, model_json, k, batch_size, full, heads_json=heads_json)
 
     # Nondeterministic so the optimizer never copies it: otherwise a filter on its output
     # (undecodable images) and the projection each evaluate it, scoring every image twice.

@@ -127,3 +127,47 @@ def aesthetics_report(dist_true: np.ndarray, dist_pred: np.ndarray, score_true: 
     return {"emd": float(emd_numpy(dist_true, dist_pred).mean()),
             "spearman": float(spearmanr(pred_score, score_true).statistic), "n": int(len(score_true)),
             "mae_score": float(np.abs(pred_score - score_true).mean())}
+
+
+# --------------------------------------------------------------------------- the registered heads
+MANIFEST = "heads.json"
+
+
+def manifest_path(cfg) -> str:
+    from vistarank.config import join
+
+    tc = cfg.training
+    return join(cfg.models_dir(), tc.name, tc.version, MANIFEST)
+
+
+def write_manifest(cfg, area: str, aesthetics: str, classes: list[str], features: str) -> str:
+    """Register the trained heads (training.model_version) for label_images, which applies
+    them in its scoring pass to images labelled by the ``features`` model version."""
+    import json
+
+    from vistarank.files import write_bytes
+
+    path = manifest_path(cfg)
+    write_bytes(path, json.dumps({"model_version": cfg.training.model_version, "area": area,
+                                  "aesthetics": aesthetics, "classes": classes, "features": features},
+                                 indent=1).encode())
+    return path
+
+
+def load_manifest(cfg, features: str):
+    """The registered heads as JSON text when they exist and take ``features``' embeddings;
+    else None (label_images then writes labels only)."""
+    import json
+
+    from vistarank.files import read_text
+
+    text = read_text(manifest_path(cfg))
+    if text is None:
+        return None
+    m = json.loads(text)
+    if m.get("features") != features:
+        log.info("heads %s were trained on %s embeddings, not %s: not applied", m.get("model_version"),
+                 m.get("features"), features)
+        return None
+    return text
+

@@ -55,19 +55,38 @@ def chunk_filter(i: int, n: int) -> F.Column:
     return F.pmod(F.xxhash64("image_id"), F.lit(n)) == i
 
 
-def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> DataFrame:
-    """images(image_id, content) to image_labels rows for model ``rm``."""
+def scored(images: DataFrame, cfg: Config, label_udf) -> DataFrame:
+    """images(image_id, content) through the labelling UDF: image_id and the UDF's columns
+    (labels, embedding, and the heads' outputs when they are applied)."""
     lc = cfg.label
-    udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities)
     if lc.min_partitions and images.rdd.getNumPartitions() < lc.min_partitions:
         images = images.repartition(lc.min_partitions)
     # Scored straight off the scan: a shuffle of the image bytes before the UDF costs more
     # than the scoring itself for a light model (benchmarks/score_throughput.py).
-    scored = (images
-              .select("image_id", udf(F.col("content")).alias("r"))
-              .select("image_id", "r.*")
-              .where(F.col("label_names").isNotNull()))  # undecodable now: left for a later run
-    return scored.select(
+    return (images
+            .select("image_id", label_udf(F.col("content")).alias("r"))
+            .select("image_id", "r.*")
+            .where(F.col("label_names").isNotNull()))  # undecodable now: left for a later run
+
+
+def head_outputs(scored_df: DataFrame, heads_version: str) -> tuple[DataFrame, DataFrame]:
+    """image_areas and image_aesthetics rows from a scored DataFrame whose UDF applied the heads."""
+    v = F.lit(heads_version).alias("model_version")
+    return (scored_df.select("image_id", v, "area", F.col("area_probability").alias("probability"),
+                             F.col("area_probabilities").alias("probabilities")),
+            scored_df.select("image_id", v, "distribution", "score"))
+
+
+def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> DataFrame:
+    """images(image_id, content) to image_labels rows for model ``rm``."""
+    lc = cfg.label
+    udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities)
+    return to_labels(scored(images, cfg, udf), rm)
+
+
+def to_labels(scored_df: DataFrame, rm: ResolvedModel) -> DataFrame:
+    """image_labels rows from a scored DataFrame."""
+    return scored_df.select(
         "image_id",
         F.lit(rm.model_version).alias("model_version"),
         F.transform(F.arrays_zip("label_names", "label_probs"),
