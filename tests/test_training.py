@@ -70,6 +70,25 @@ def test_a_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
     assert time.perf_counter() - t0 < 120
 
 
+def test_multi_label_sigmoid_head_learns_tag_sets(spark, tmp_path):
+    """Multi-label tags: the sigmoid head on (x, y = a 0/1 vector) through the same launcher."""
+    rng = np.random.default_rng(3)
+    n, dim, k = 600, 12, 4
+    w = rng.normal(0, 1, (dim, k))
+    x = rng.normal(0, 1, (n, dim))
+    y = (x @ w > 0.3).astype(np.float32)  # each row: any subset of the 4 tags
+    rows = [([float(v) for v in xi], [float(v) for v in yi], 1.0) for xi, yi in zip(x, y)]
+    df = spark.createDataFrame(rows, "x array<float>, y array<float>, weight float")
+    data = write_snapshot(df, str(tmp_path / "data"), 2)
+    res = launch(spark, _spec(data, kind="sigmoid", n_out=k, epochs=15, artifact=str(tmp_path / "tags.keras")), 1)
+    import keras
+
+    p = keras.models.load_model(res[0]["artifact"]).predict(x.astype("float32"), verbose=0)
+    assert p.shape == (n, k) and ((p >= 0) & (p <= 1)).all()
+    assert ((p > 0.5) == (y > 0.5)).mean() > 0.85  # per-tag accuracy (a constant guess gets about 0.5)
+    assert res[0]["losses"][-1] < res[0]["losses"][0]
+
+
 HVD_PYTHON = os.environ.get("VISTARANK_HOROVOD_PYTHON",
                             os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                          ".venv-hvd", "bin", "python"))
