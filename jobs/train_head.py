@@ -65,7 +65,9 @@ def _fine_tune_spec(cfg: Config, data: str, artifact: str, from_scratch: bool) -
         phases = [{"train": "head", "epochs": ft.head_epochs, "learning_rate": ft.head_learning_rate}]
         if ft.top_epochs:
             phases.append({"train": "top", "epochs": ft.top_epochs, "learning_rate": ft.top_learning_rate})
-    return {**_spec(cfg, data, "softmax", len(CLASSES), artifact), "backend": "tf", "input": "images",
+    spec = _spec(cfg, data, "softmax", len(CLASSES), artifact)
+    spec.pop("python", None)  # the tf backend's workers run in this environment
+    return {**spec, "backend": "tf", "input": "images",
             "backbone": models.resolve(cfg).to_json(), "from_scratch": from_scratch, "phases": phases,
             "unfreeze_from": ft.unfreeze_from, "batch_size": ft.batch_size,
             "augment": {"crop": ft.crop, "rotation": ft.rotation}}
@@ -78,9 +80,6 @@ def fine_tune(spark: SparkSession, cfg: Config, labels: pd.DataFrame, held: pd.D
     held-out images (the first ``fine_tune.eval_max_rows`` of ``held``)."""
     ft = cfg.training.fine_tune
     rm = models.resolve(cfg)
-    if rm.source == "savedmodel":
-        raise ValueError("training.fine_tune needs a Keras model (model.source keras_file or application), "
-                         "not a SavedModel; set training.fine_tune.enabled=false")
     images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
     lab = spark.createDataFrame(labels[["image_id", "y", "weight"]].astype({"y": "int64", "weight": "float32"}),
                                 "image_id string, y long, weight float")  # the label budget: small
@@ -139,6 +138,9 @@ def _x(pdf: pd.DataFrame) -> np.ndarray:
 
 def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("train_head")
+    if cfg.training.fine_tune.enabled and cfg.model.source == "savedmodel":
+        raise ValueError("training.fine_tune needs a Keras model (model.source keras_file or application), "
+                         "not a SavedModel; set training.fine_tune.enabled=false")
     tc, fp = cfg.training, _fp(spark, cfg)
     mv = models.resolve(cfg).model_version
     folder = join(cfg.models_dir(), tc.name, tc.version)

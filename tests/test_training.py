@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import make_cfg
 
 from vistarank.training import heads
 from vistarank.training.launcher import launch, write_snapshot
@@ -131,6 +132,31 @@ def test_a_missing_worker_interpreter_is_a_clear_error(spark, tmp_path):
         launch(spark, _spec(data, backend="horovod", python=str(tmp_path / "nowhere" / "bin" / "python")), 1)
 
 
+def test_fine_tuning_a_savedmodel_is_a_clear_config_error(spark, tmp_path):
+    from vistarank.jobs import train_head
+
+    (tmp_path / "sm").mkdir()
+    cfg = make_cfg(str(tmp_path / "lh"), "model.source=savedmodel", f"model.path={tmp_path}/sm")
+    with pytest.raises(ValueError, match="fine_tune needs a Keras model.*fine_tune.enabled=false"):
+        train_head.run(spark, cfg)
+
+
+def test_with_the_horovod_backend_fine_tuning_still_runs_on_tf_here(tmp_path):
+    """Heads go to the horovod workers; fine-tuning (Keras 3 backbone) stays on tf, in this
+    environment's interpreter (the horovod env has no pandas, Pillow or Keras 3)."""
+    from vistarank.jobs import train_head
+
+    cfg = make_cfg(str(tmp_path / "lh"), "training.backend=horovod")
+    head = train_head._spec(cfg, "d", "softmax", 9, "a.keras")
+    assert head["backend"] == "horovod" and head["python"] == cfg.training.horovod_python
+    ft = train_head._fine_tune_spec(cfg, "d", "f.keras", from_scratch=False)
+    assert ft["backend"] == "tf" and "python" not in ft and ft["input"] == "images"
+    assert [p["train"] for p in ft["phases"]] == ["head", "top"]
+    scratch = train_head._fine_tune_spec(cfg, "d", "s.keras", from_scratch=True)
+    assert scratch["from_scratch"] and [p["train"] for p in scratch["phases"]] == ["all"]
+    assert scratch["phases"][0]["epochs"] == sum(p["epochs"] for p in ft["phases"])
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 
@@ -195,9 +221,12 @@ def _label_images_applies_the_heads_in_its_pass(spark, cfg):
 
     before = {t.name: io.read(spark, cfg, t).toPandas().set_index("image_id") for t in (T.IMAGE_AREAS,
                                                                                          T.IMAGE_AESTHETICS)}
-    new = io.read(spark, cfg, T.IMAGE_LABELS).select("image_id").orderBy("image_id").limit(7).toPandas()["image_id"]
+    new = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == cfg.model.model_version)
+           .select("image_id").orderBy("image_id").limit(7).toPandas()["image_id"])
     cond = F.col("image_id").isin(list(new))
-    for t in (T.IMAGE_LABELS, T.IMAGE_AREAS, T.IMAGE_AESTHETICS):  # as if these images were new
+    mine = F.col("model_version") == cfg.model.model_version
+    DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGE_LABELS)).delete(cond & mine)  # as if these images were new
+    for t in (T.IMAGE_AREAS, T.IMAGE_AESTHETICS):
         DeltaTable.forPath(spark, io.table_path(cfg, t)).delete(cond)
     res = label_images.run(spark, cfg)
     assert res.outputs["image_labels"] == 7
