@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a beach, a skyline)
 INPUTS = [T.IMAGE_LABELS, T.IMAGE_SOURCES, T.TRUTH_IMAGES, T.IMAGES]
-OUTPUTS = [T.IMAGE_AREAS, T.IMAGE_AESTHETICS, T.SALE_GALLERY]
+OUTPUTS = [T.IMAGE_AREAS, T.IMAGE_AESTHETICS, T.SALE_GALLERY, T.HEAD_EVAL]
 
 
 def _fp(spark: SparkSession, cfg: Config) -> dict:
@@ -200,6 +200,11 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     report["aesthetics"] = H.aesthetics_report(dist_true, _predict(aes_path, _x(held_aes)),
                                                held_aes["aesthetic"].to_numpy())
     write_bytes(join(out, "evaluation.json"), json.dumps(report, indent=1).encode())
+    edf = (spark.createDataFrame([(tc.model_version, *r) for r in H.evaluation_rows(report)],
+                                 "model_version string, task string, arm string, metric string, class string, "
+                                 "value double, n long")
+           .withColumn("evaluated_at", F.current_timestamp()))
+    res.add(T.HEAD_EVAL, io.write(edf, cfg, T.HEAD_EVAL, replace_where=f"model_version = '{tc.model_version}'"))
 
     # ---------------------------------------------------------------- apply to every image; galleries
     pred = (emb.select("image_id", F.col("x").alias("embedding"))

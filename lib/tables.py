@@ -176,6 +176,13 @@ IMAGE_AESTHETICS = Table("image_aesthetics", _s(
     ("score", FloatType())),
     keys=("image_id", "model_version"), description="each image's predicted 10-bin aesthetic score distribution and mean")
 
+HEAD_EVAL = Table("head_evaluation", _s(
+    ("model_version", StringType()), ("task", StringType()), ("arm", StringType()), ("metric", StringType()),
+    ("class", StringType()), ("value", DoubleType()), ("n", LongType()), ("evaluated_at", TimestampType())),
+    keys=("model_version", "task", "arm", "metric", "class"), nullable=frozenset({"class"}),
+    description="held-out evaluation of the heads: noisy vs cleaned labels, transfer vs fine-tuned vs from scratch, "
+                "aesthetics")
+
 SALE_GALLERY = Table("sale_gallery", _s(
     ("sale_id", StringType()), ("rank", IntegerType()), ("image_id", StringType()), ("area", StringType()),
     ("score", FloatType())),
@@ -195,7 +202,7 @@ STAGE_RUNS = Table("stage_runs", _s(
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
     IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
-    SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, IMAGE_AREAS, IMAGE_AESTHETICS, SALE_GALLERY, MODEL_METRICS,
+    SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, IMAGE_AREAS, IMAGE_AESTHETICS, HEAD_EVAL, SALE_GALLERY, MODEL_METRICS,
     STAGE_RUNS]}
 
 # Tables made from the demo world's image files: a regenerated world rewrites those files

@@ -192,6 +192,13 @@ def test_train_head_stage_on_the_tiny_world(spark, labelled):
     assert report["areas_cleaned"]["top1"] > 1 / 9  # better than chance over 9 classes
     assert report["cleaning"]["flagged"] <= report["cleaning"]["labels"]
     assert os.path.getsize(os.path.join(cfg.reports_dir(), "heads", "areas_confusion.png")) > 1000
+    ev = io.read(spark, cfg, T.HEAD_EVAL).toPandas()  # the same evaluation as a Delta table
+    top1 = ev[(ev.task == "areas") & (ev.metric == "top1")].set_index("arm")["value"]
+    assert set(top1.index) == {"noisy", "cleaned", "transfer_head", "fine_tuned", "from_scratch"}
+    assert top1["cleaned"] == pytest.approx(report["areas_cleaned"]["top1"])
+    assert top1["from_scratch"] == pytest.approx(report["areas_images"]["from_scratch"]["top1"])
+    assert len(ev[(ev.task == "areas") & (ev.arm == "cleaned") & (ev.metric == "recall")]) == 9  # one per class
+    assert ev[ev.task == "aesthetics"].set_index("metric")["value"]["emd"] == pytest.approx(report["aesthetics"]["emd"])
     ai = report["areas_images"]  # fine-tuned and from-scratch networks against the frozen-feature head
     assert 0 < ai["eval_images"] <= 120
     for arm in ("transfer_head", "fine_tuned", "from_scratch"):

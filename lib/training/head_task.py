@@ -129,6 +129,31 @@ def aesthetics_report(dist_true: np.ndarray, dist_pred: np.ndarray, score_true: 
             "mae_score": float(np.abs(pred_score - score_true).mean())}
 
 
+def evaluation_rows(report: dict) -> list[tuple]:
+    """The evaluation report as (task, arm, metric, class, value, n) rows for head_evaluation."""
+    rows: list[tuple] = []
+
+    def classification(arm: str, r: dict) -> None:
+        for m in ("top1", "top5"):
+            rows.append(("areas", arm, m, None, float(r[m]), int(r["n"])))
+        for c, pc in r["per_class"].items():
+            rows.append(("areas", arm, "precision", c, float(pc["precision"]), int(pc["support"])))
+            rows.append(("areas", arm, "recall", c, float(pc["recall"]), int(pc["support"])))
+
+    classification("noisy", report["areas_noisy"])
+    classification("cleaned", report["areas_cleaned"])
+    for arm in ("transfer_head", "fine_tuned", "from_scratch"):
+        if arm in report.get("areas_images", {}):
+            classification(arm, report["areas_images"][arm])
+    c = report["cleaning"]
+    for m in ("flagged", "flagged_and_noisy", "precision", "recall"):
+        rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
+    a = report["aesthetics"]
+    for m in ("emd", "spearman", "mae_score"):
+        rows.append(("aesthetics", "emd_head", m, None, float(a[m]), int(a["n"])))
+    return rows
+
+
 # --------------------------------------------------------------------------- the registered heads
 MANIFEST = "heads.json"
 
