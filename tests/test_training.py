@@ -157,6 +157,17 @@ def test_with_the_horovod_backend_fine_tuning_still_runs_on_tf_here(tmp_path):
     assert scratch["phases"][0]["epochs"] == sum(p["epochs"] for p in ft["phases"])
 
 
+@pytest.mark.parametrize("mode", ["included", "unit", "symmetric", "caffe", "torch"])
+def test_fine_tuning_preprocesses_tensors_as_scoring_does_arrays(mode):
+    """The fine-tuning input pipeline applies the scoring preprocessing to tf tensors."""
+    import tensorflow as tf
+
+    from vistarank.vision.models import preprocess
+
+    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(preprocess(tf.constant(x), mode)), preprocess(x, mode), rtol=1e-5)
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 

@@ -368,7 +368,7 @@ def train_rank(spec: dict, rank: int, n: int, peers: list[str], steps: int) -> d
         from vistarank.vision.models import ResolvedModel, preprocess
 
         mode = ResolvedModel.from_json(spec["backbone"]).preprocessing
-        prep = lambda b: preprocess(tf.cast(b, tf.float32), mode)  # noqa: E731
+        prep = lambda b: preprocess(b, mode)  # noqa: E731
     phases = spec.get("phases") or [{"train": "all", "epochs": spec["epochs"],
                                      "learning_rate": spec["learning_rate"]}]
     losses, first = [], True
@@ -382,9 +382,11 @@ def train_rank(spec: dict, rank: int, n: int, peers: list[str], steps: int) -> d
               .batch(spec["batch_size"], drop_remainder=True).take(steps))
         aug = _augmenter(spec, spec["seed"] + rank) if images else None
         if images:
-            ds = ds.map(lambda xb, yb, wb: (prep(aug(tf.cast(xb, tf.float32), training=True)
-                                                 if aug is not None else xb), yb, wb),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+            def to_input(xb, yb, wb):  # augment (0..255 floats), then the model's preprocessing
+                xb = tf.cast(xb, tf.float32)
+                return prep(aug(xb, training=True) if aug is not None else xb), yb, wb
+
+            ds = ds.map(to_input, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.prefetch(tf.data.AUTOTUNE)
         for _ in range(phase["epochs"]):
             total = 0.0
