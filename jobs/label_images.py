@@ -43,8 +43,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
             backfill_heads(spark, cfg, rm.model_version, heads, res)
         return res
     lc = cfg.label
+    heads_version = json.loads(heads)["model_version"] if heads else None
     if heads:
-        log.info("applying heads %s in the same pass", json.loads(heads)["model_version"])
+        log.info("applying heads %s in the same pass", heads_version)
     udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads)  # once per job
     images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
     for i in range(n):
@@ -58,7 +59,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         rows = io.insert_new(label.to_labels(scored, rm), cfg, T.IMAGE_LABELS)
         res.add(T.IMAGE_LABELS, rows)
         if heads:
-            areas, aesthetics = label.head_outputs(scored, json.loads(heads)["model_version"])
+            areas, aesthetics = label.head_outputs(scored, heads_version)
             res.add(T.IMAGE_AREAS, io.insert_new(areas, cfg, T.IMAGE_AREAS))
             res.add(T.IMAGE_AESTHETICS, io.insert_new(aesthetics, cfg, T.IMAGE_AESTHETICS))
         dt = time.perf_counter() - t0

@@ -25,6 +25,7 @@ from vistarank.training.launcher import launch, write_snapshot
 from vistarank.udfs.heads import (APPLY_SCHEMA, GALLERY_SCHEMA, PREDICT_SCHEMA, apply_fn, gallery_order,
                                   predict_images_fn)
 from vistarank.vision import models
+from vistarank.vision.label import head_outputs
 from vistarank.world.catalog import AREAS
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
                          "not a SavedModel; set training.fine_tune.enabled=false")
     tc, fp = cfg.training, _fp(spark, cfg)
     mv = models.resolve(cfg).model_version
-    folder = join(cfg.models_dir(), tc.name, tc.version)
+    folder = cfg.versioned_dir(tc)
     out = join(cfg.reports_dir(), "heads")
     emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == mv)
            .select("image_id", F.col("embedding").alias("x")))
@@ -209,12 +210,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     # ---------------------------------------------------------------- apply to every image; galleries
     pred = (emb.select("image_id", F.col("x").alias("embedding"))
             .mapInPandas(apply_fn(area_path, aes_path, CLASSES), APPLY_SCHEMA)).persist()
-    res.add(T.IMAGE_AREAS, io.write(pred.select("image_id", F.lit(tc.model_version).alias("model_version"), "area",
-                                                F.col("area_probability").alias("probability"),
-                                                F.col("area_probabilities").alias("probabilities")),
-                                    cfg, T.IMAGE_AREAS))
-    res.add(T.IMAGE_AESTHETICS, io.write(pred.select("image_id", F.lit(tc.model_version).alias("model_version"),
-                                                     "distribution", "score"), cfg, T.IMAGE_AESTHETICS))
+    areas, aesthetics = head_outputs(pred, tc.model_version)
+    res.add(T.IMAGE_AREAS, io.write(areas, cfg, T.IMAGE_AREAS))
+    res.add(T.IMAGE_AESTHETICS, io.write(aesthetics, cfg, T.IMAGE_AESTHETICS))
     pred.unpersist()
     data.unpersist()
     write_manifest(cfg, area_path, aes_path, CLASSES, mv)  # label_images applies these from now on

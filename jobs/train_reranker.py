@@ -29,7 +29,7 @@ NO_IMAGE = [e for e in ENGINES if e != "image"]
 
 
 def model_folder(cfg: Config) -> str:
-    return join(cfg.models_dir(), cfg.rerank.name, cfg.rerank.version)
+    return cfg.versioned_dir(cfg.rerank)
 
 
 def _fp(spark: SparkSession, cfg: Config) -> dict:

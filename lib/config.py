@@ -258,6 +258,10 @@ class Config(_Section):
         """Where versioned models live: scene_model.dir, else <lakehouse.root>/models."""
         return self.scene_model.dir or join(self.lakehouse.root, "models")
 
+    def versioned_dir(self, section: "_Versioned") -> str:
+        """Where a versioned model is saved: <models_dir>/<name>/<version>."""
+        return join(self.models_dir(), section.name, section.version)
+
     def reports_dir(self) -> str:
         """Where pictures and run reports are written: <lakehouse.root>/reports."""
         return join(self.lakehouse.root, "reports")

@@ -251,23 +251,6 @@ class HorovodBackend:
 
 
 # --------------------------------------------------------------------------- models
-def _features_output(backbone, embedding_layer):
-    """The backbone's feature tensor as the scoring job takes it (the named layer, or the
-    last 4-D layer), globally average pooled."""
-    import keras
-
-    from vistarank.vision.models import _last_4d_layer
-
-    if embedding_layer:
-        feat = backbone.get_layer(embedding_layer).output
-    else:
-        layer = _last_4d_layer(backbone)
-        feat = layer.output if layer is not None else backbone.layers[-2].output
-    if len(feat.shape) == 4:
-        feat = keras.layers.GlobalAveragePooling2D(name="vistarank_embedding")(feat)
-    return feat
-
-
 def build_model(spec: dict, input_dim: int):
     """The head alone (``features``), or backbone + head (``images``; the backbone is the
     scoring model's file, or the same architecture freshly initialised when
@@ -279,7 +262,7 @@ def build_model(spec: dict, input_dim: int):
         return build_head(input_dim, *head_args), None
     import keras
 
-    from vistarank.vision.models import ResolvedModel, load_keras
+    from vistarank.vision.models import ResolvedModel, features_output, load_keras
 
     rm = ResolvedModel.from_json(spec["backbone"])
     with open(rm.labels_path) as fh:
@@ -290,7 +273,7 @@ def build_model(spec: dict, input_dim: int):
     for layer in backbone.layers:  # batch statistics over the global batch: workers' moving stats stay equal
         if type(layer).__name__ == "BatchNormalization":
             layer.synchronized = True
-    feat = _features_output(backbone, rm.embedding_layer)
+    feat = features_output(backbone, rm.embedding_layer)
     trunk = keras.Model(backbone.inputs, feat, name="backbone")
     head = build_head(int(feat.shape[-1]), *head_args)
     inp = keras.Input(trunk.input_shape[1:], name="image")

@@ -161,8 +161,7 @@ MANIFEST = "heads.json"
 def manifest_path(cfg) -> str:
     from vistarank.config import join
 
-    tc = cfg.training
-    return join(cfg.models_dir(), tc.name, tc.version, MANIFEST)
+    return join(cfg.versioned_dir(cfg.training), MANIFEST)
 
 
 def write_manifest(cfg, area: str, aesthetics: str, classes: list[str], features: str) -> str:

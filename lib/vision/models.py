@@ -83,8 +83,7 @@ class ResolvedModel:
 
 
 def demo_model_dir(cfg: Config, spec: Optional[ModelSpec] = None) -> str:
-    spec = spec or cfg.model
-    return join(cfg.models_dir(), spec.name, spec.version)
+    return cfg.versioned_dir(spec or cfg.model)
 
 
 def resolve(cfg: Config, spec: Optional[ModelSpec] = None) -> ResolvedModel:
@@ -113,6 +112,22 @@ def _last_4d_layer(model: Any):
         if len(shape) == 4:
             return layer
     return None
+
+
+def features_output(model: Any, embedding_layer: Optional[str]):
+    """The embedding tensor of a Keras model: the named layer's output, else the last 4-D
+    layer's (else the layer before the output), globally average pooled when 4-D. Scoring
+    and fine-tuning take the same one."""
+    import keras
+
+    if embedding_layer:
+        feat = model.get_layer(embedding_layer).output
+    else:
+        layer = _last_4d_layer(model)
+        feat = layer.output if layer is not None else model.layers[-2].output
+    if len(feat.shape) == 4:
+        feat = keras.layers.GlobalAveragePooling2D(name="vistarank_embedding")(feat)
+    return feat
 
 
 def load_keras(rm: ResolvedModel, n_labels: int):
@@ -160,14 +175,7 @@ class Scorer:
             import keras
 
             model = load_keras(rm, len(self.labels))
-            if rm.embedding_layer:
-                feat = model.get_layer(rm.embedding_layer).output
-            else:
-                layer = _last_4d_layer(model)
-                feat = layer.output if layer is not None else model.layers[-2].output
-            if len(feat.shape) == 4:
-                feat = keras.layers.GlobalAveragePooling2D(name="vistarank_embedding")(feat)
-            self.model = keras.Model(model.inputs, [model.outputs[0], feat])
+            self.model = keras.Model(model.inputs, [model.outputs[0], features_output(model, rm.embedding_layer)])
             self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         n_out = int(self.predict(np.zeros((1, rm.input_size, rm.input_size, 3), np.float32))[0].shape[1])
         if n_out != len(self.labels):
