@@ -168,6 +168,22 @@ def test_fine_tuning_preprocesses_tensors_as_scoring_does_arrays(mode):
     np.testing.assert_allclose(np.asarray(preprocess(tf.constant(x), mode)), preprocess(x, mode), rtol=1e-5)
 
 
+def test_unfreezing_from_an_unknown_layer_is_a_clear_error():
+    import keras
+
+    from vistarank.udfs.train_worker import set_trainable
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv_a")(inp)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.Conv2D(4, 3, name="conv_b")(x)
+    backbone = keras.Model(inp, x)
+    with pytest.raises(ValueError, match="unfreeze_from='block5_conv1' is not a layer of the backbone"):
+        set_trainable(backbone, backbone, "top", "block5_conv1")
+    assert set_trainable(backbone, backbone, "top", "bn_a") == 2  # conv_b's kernel and bias; BatchNorm stays frozen
+    assert set_trainable(backbone, backbone, "head", None) == 0
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 
