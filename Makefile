@@ -11,14 +11,16 @@ ARGS  ?=
 HVD   := .venv-hvd
 HVD_STAMP := $(HVD)/.installed
 
-.PHONY: setup horovod-env demo test test-all bench wheel clean-lakehouse clean
+.PHONY: setup horovod-env py312 demo test test-all bench wheel clean-lakehouse clean
 
 setup: $(STAMP) $(JARS)
 
-$(STAMP): setup.py
+# The embedded default: Spark and Delta (extra `local`), the CPU TensorFlow (extra `cpu`) and
+# the test tools, at the versions constraints.txt pins.
+$(STAMP): setup.py constraints.txt
 	@PY=$$(scripts/check_prereqs.sh) && { [ -x $(BIN)/python ] || $$PY -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local,cpu,dev]"
 	@touch $(STAMP)
 
 # Delta's jars, fetched once from Maven Central into .cache/jars (later runs need no network).
@@ -36,11 +38,18 @@ $(HVD_STAMP): scripts/horovod-requirements.txt scripts/build_horovod_env.sh
 demo: setup
 	$(BIN)/vistarank-pipeline $(ARGS)
 
-# The tests of the horovod backend run its workers in .venv-hvd (and fail, not skip, here).
-test: setup horovod-env
+# The tests of the horovod backend run its workers in .venv-hvd (and fail, not skip, here);
+# the standalone-cluster test packs a Python 3.12 environment (tests/test_cluster.py).
+test: setup horovod-env py312
 	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q $(ARGS)
 
-test-all: setup horovod-env
+py312:
+	@PY312=$${VISTARANK_PY312:-$$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)}; \
+	PY312=$${PY312:-$$(command -v python3.12 || true)}; \
+	if [ -z "$$PY312" ] || ! "$$PY312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then \
+	  echo "error: make test needs Python 3.12 too (the cluster test runs on it): install it (e.g. pyenv install 3.12) or set VISTARANK_PY312=/path/to/python3.12" >&2; exit 1; fi
+
+test-all: setup horovod-env py312
 	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
 bench: setup

@@ -15,7 +15,7 @@ StageFn = Callable[..., StageResult]
 def parser(stage: str, doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"vistarank-{stage.replace('_', '-')}", description=doc)
     p.add_argument("--env", default="local", help="config overlay: local (default), cluster, databricks")
-    p.add_argument("--run-date", default=None, help="run date YYYY-MM-DD (default: the world's last day)")
+    p.add_argument("--run-date", default=None, help="run date: YYYY-MM-DD or today (UTC); default: the overlay's (local: the demo world's last day, cluster and databricks: today)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set world.size=tiny (repeatable)")
     p.add_argument("--conf-dir", default=None, help="folder with base.yaml and overlays (default: packaged)")

@@ -1,3 +1,3 @@
 """vistarank: product images to recommendations, on Spark, Delta and TensorFlow."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -95,6 +95,14 @@ class IngestConfig(_Section):
     phash_max_distance: int = Field(10, ge=0, le=256)
     partitions: int = Field(8, ge=1)
 
+    @field_validator("phash_max_distance")
+    @classmethod
+    def _servable(cls, v: int) -> int:
+        from vistarank.udfs.near_dup import plan_bands
+
+        plan_bands(v)  # refuses a distance that cannot be searched exactly with bounded work
+        return v
+
 
 class _Versioned(_Section):
     """A section that names a model: ``<name>:<version>`` (a YAML number becomes a string)."""
@@ -138,6 +146,7 @@ class LabelConfig(_Section):
     chunk_images: int = Field(20000, ge=1)
     min_partitions: int = Field(0, ge=0)
     broadcast_max_ids: int = Field(2_000_000, ge=0)
+    arrow_max_bytes: int = Field(64 * 1024 * 1024, ge=1 << 20, lt=1 << 31)
 
 
 class ThemesConfig(_Section):
@@ -248,10 +257,14 @@ class Config(_Section):
     def _parse_date(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().lower() in ("", "none", "null", "latest"):
             return None
+        if isinstance(v, str) and v.strip().lower() == "today":
+            # a scheduled run's date is the day it runs (UTC), fixed once when the config loads
+            return dt.datetime.now(dt.timezone.utc).date()
         return v
 
     def effective_run_date(self) -> dt.date:
-        """The run date: the configured one, else the demo world's last day."""
+        """The run date: the configured one (``today`` is resolved at load), else the demo
+        world's last day (``null``/``latest``: the demo only)."""
         return self.run_date or self.world.end_date
 
     def models_dir(self) -> str:

@@ -33,6 +33,12 @@ def ensure_driver(what: str = "this function") -> None:
         raise RuntimeError(f"{what} must run on the driver, not inside a Spark task")
 
 
+def show_progress(cfg: Config) -> bool:
+    """Spark's console progress bar only on a terminal: in a log file it is a stream of
+    ``\\r[Stage ...]`` lines that buries the stages' own summaries."""
+    return bool(cfg.spark.show_progress) and sys.stderr.isatty()
+
+
 def embedded_conf(cfg: Config) -> dict[str, str]:
     """The Spark settings of the embedded local lakehouse."""
     root = cfg.lakehouse.root
@@ -49,7 +55,7 @@ def embedded_conf(cfg: Config) -> dict[str, str]:
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(cfg.spark.arrow_batch_size),
         "spark.python.worker.reuse": "true",
         "spark.sql.session.timeZone": "UTC",
-        "spark.ui.showConsoleProgress": str(cfg.spark.show_progress).lower(),
+        "spark.ui.showConsoleProgress": str(show_progress(cfg)).lower(),
         "spark.ui.enabled": "false",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.properties.defaults.appendOnly": "false",
@@ -78,6 +84,8 @@ def get_spark(cfg: Config) -> SparkSession:
         # Started by spark-submit: master, jars and resources come from its command line.
         for key, value in DELTA_CONF.items():
             builder = builder.config(key, value)
+        if not show_progress(cfg):
+            builder = builder.config("spark.ui.showConsoleProgress", "false")
         spark = builder.appName(cfg.spark.app_name).getOrCreate()
     else:
         # Local workers run this interpreter (the venv), not whatever python3 is on PATH.

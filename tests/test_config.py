@@ -1,3 +1,4 @@
+import datetime as dt
 import subprocess
 import sys
 import time
@@ -69,3 +70,34 @@ def test_bad_config_fails_before_spark_starts():
     assert "did you mean 'world.size'" in p.stderr
     assert "SparkContext" not in p.stderr and "Ivy" not in p.stderr
     assert time.perf_counter() - t0 < 60
+
+
+def test_scheduled_runs_compute_the_day_they_run_and_the_demo_keeps_its_last_day():
+    before = dt.datetime.now(dt.timezone.utc).date()
+    scheduled = {env: load_config(env).effective_run_date() for env in ("cluster", "databricks")}
+    after = dt.datetime.now(dt.timezone.utc).date()
+    for env, d in scheduled.items():
+        assert before <= d <= after, (env, d)
+    local = load_config("local")
+    assert local.run_date is None and local.effective_run_date() == local.world.end_date
+    assert load_config("cluster", ["run_date=2026-03-01"]).effective_run_date() == dt.date(2026, 3, 1)
+    assert load_config("cluster", ["run_date=latest"]).effective_run_date() == local.world.end_date
+    assert before <= load_config("local", ["run_date=today"]).run_date <= after
+
+
+def test_console_progress_only_on_a_terminal(monkeypatch):
+    from vistarank.session import embedded_conf, show_progress
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    cfg = load_config()
+    monkeypatch.setattr(sys, "stderr", Stream(False))
+    assert not show_progress(cfg) and embedded_conf(cfg)["spark.ui.showConsoleProgress"] == "false"
+    monkeypatch.setattr(sys, "stderr", Stream(True))
+    assert show_progress(cfg) and embedded_conf(cfg)["spark.ui.showConsoleProgress"] == "true"
+    assert not show_progress(load_config(overrides=["spark.show_progress=false"]))

@@ -1,0 +1,55 @@
+"""doctor: what the driver and every executor see (interpreter, where vistarank and pyspark
+load from, sys.path, working directory), as JSON; with --forbid, fail if any of it lies
+under a forbidden path (for example the source tree: executors must run what was shipped).
+
+    ./spark-submit.sh --cluster doctor --forbid "$PWD"
+
+It runs one tiny task per executor core (``--tasks``); what it collects is one small row per
+task, never data.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+from vistarank.jobs.common import parser, start
+from vistarank.udfs.probe import environment_report, forbidden_hits
+
+
+def run_probe(spark, tasks: int) -> dict:
+    """The driver's report and one report per task, with the executor id of each."""
+    from vistarank.udfs.probe import task_report
+
+    sc = spark.sparkContext
+    rows = sc.parallelize(range(tasks), tasks).mapPartitions(task_report).collect()
+    return {"master": sc.master, "app_id": sc.applicationId, "driver": environment_report(),
+            "executors": [json.loads(r) for r in rows]}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = parser("doctor", __doc__.splitlines()[0])
+    p.add_argument("--tasks", type=int, default=0,
+                   help="tasks to run (default: spark.default.parallelism, one per executor core)")
+    p.add_argument("--forbid", action="append", default=[], metavar="PATH",
+                   help="fail if the driver or an executor imports from, or runs in, this path (repeatable)")
+    p.add_argument("--forbid-on-executors", action="append", default=[], metavar="PATH",
+                   help="fail if an executor imports from, or runs in, this path (repeatable; the driver may)")
+    args, cfg = start(p, argv)
+    from vistarank.session import get_spark
+
+    spark = get_spark(cfg)
+    tasks = args.tasks or spark.sparkContext.defaultParallelism
+    report = run_probe(spark, tasks)
+    hits = forbidden_hits(report["driver"], args.forbid)
+    hits += [h for r in report["executors"] for h in forbidden_hits(r, args.forbid + args.forbid_on_executors)]
+    report["forbidden_hits"] = hits
+    print(json.dumps(report, indent=1, sort_keys=True))
+    if hits:
+        print(f"error: {len(hits)} forbidden path(s) seen, first: {hits[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
