@@ -31,11 +31,17 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         raise FileNotFoundError(
             f"model {rm.model_version}: {rm.path} or {rm.labels_path} does not exist; set model.path/model.labels, "
             "or run pretrain_scene_model for the demo model")
+    io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")})
     todo = label.todo_ids(spark, cfg, rm.model_version)
-    n_todo = todo.count()  # ids only: small actions that size the chunks and pick the join
-    n_done = label.done_ids(spark, cfg, rm.model_version).count() if n_todo else 0
-    n = label.n_chunks(n_todo, cfg.label.chunk_images)
-    log.info("%s: %d images to score in %d chunk(s)", rm.model_version, n_todo, n if n_todo else 0)
+    # ids and days only: one row per ingest day sizes the chunks; small counts pick the join
+    day_counts = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
+    n_todo = sum(c for _, c in day_counts)
+    n_done = (label.done_ids(spark, cfg, rm.model_version).count()
+              + label.failed_ids(spark, cfg, rm.model_version).count()) if n_todo else 0
+    chunks = label.plan_chunks(day_counts, cfg.label.chunk_images)
+    n = len(chunks)
+    log.info("%s: %d images to score in %d chunk(s) over %d ingest day(s)", rm.model_version, n_todo, n,
+             len(day_counts))
     heads = load_manifest(cfg, rm.model_version)
     if n_todo == 0:
         res.add(T.IMAGE_LABELS, 0)
@@ -43,21 +49,31 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
             backfill_heads(spark, cfg, rm.model_version, heads, res)
         return res
     lc = cfg.label
+    # Arrow batches of image bytes bounded in bytes too, not only in rows: a batch of large files
+    # could otherwise exceed what one Arrow binary column holds (2 GiB) or the worker's memory.
+    # A runtime SQL setting, so it applies on an existing session (Databricks, spark-submit) too.
+    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(lc.arrow_max_bytes))
     heads_version = json.loads(heads)["model_version"] if heads else None
     if heads:
         log.info("applying heads %s in the same pass", heads_version)
     udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads)  # once per job
-    images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
-    for i in range(n):
+    images = io.read(spark, cfg, T.IMAGES).select("image_id", "content", "ingest_date")
+    for i, plan in enumerate(chunks):
         t0 = time.perf_counter()
-        chunk = images.where(label.chunk_filter(i, n)) if n > 1 else images
-        chunk = label.restrict_to_todo(chunk, todo, n_done, n_todo, lc.broadcast_max_ids)
-        scored = label.scored(chunk, cfg, udf)
-        if heads:  # one scoring of the chunk feeds three tables: materialised, lineage cut, before the
-            # first write (a cache would be recomputed once image_labels changes: its work list reads it)
-            scored = scored.localCheckpoint(eager=True)
+        chunk = label.chunk_images(images, plan).select("image_id", "content")
+        chunk = label.restrict_to_todo(chunk, todo.select("image_id"), n_done, n_todo, lc.broadcast_max_ids)
+        # one scoring of the chunk feeds several tables (labels, failures, heads): materialised, lineage
+        # cut, before the first write (a cache would be recomputed once image_labels changes: the work
+        # list reads it)
+        scored = label.scored(chunk, cfg, udf).localCheckpoint(eager=True)
         rows = io.insert_new(label.to_labels(scored, rm), cfg, T.IMAGE_LABELS)
         res.add(T.IMAGE_LABELS, rows)
+        failed = label.failures(scored, rm)
+        if not failed.isEmpty():
+            n_failed = io.insert_new(failed, cfg, T.IMAGE_LABEL_FAILURES)
+            res.add(T.IMAGE_LABEL_FAILURES, n_failed)
+            log.warning("chunk %d/%d: %d image(s) could not be scored by %s (image_label_failures: not retried "
+                        "for this model version)", i + 1, n, n_failed, rm.model_version)
         if heads:
             areas, aesthetics = label.head_outputs(scored, heads_version)
             res.add(T.IMAGE_AREAS, io.insert_new(areas, cfg, T.IMAGE_AREAS))
@@ -71,19 +87,31 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
 
 
 def backfill_heads(spark: SparkSession, cfg: Config, features: str, heads: str, res: StageResult) -> None:
-    """Images labelled by ``features`` that have no area for the registered heads yet (labelled
-    before the heads existed, or a cached chunk lost with its executor): the heads on their
-    stored embeddings. An anti-join on ids; usually nothing to do."""
+    """Images labelled by ``features`` that lack an area or an aesthetic score for the registered
+    heads (labelled before the heads existed, or a run killed between the two head tables'
+    commits): the heads on their stored embeddings. Each table's missing ids are found on ids
+    alone; only the missing images' embeddings are read. Usually nothing to do."""
     m = json.loads(heads)
-    done = io.read_or_empty(spark, cfg, T.IMAGE_AREAS).where(F.col("model_version") == m["model_version"])
-    todo = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
-            .select("image_id", "embedding").join(done.select("image_id"), "image_id", "left_anti"))
-    # materialised with its lineage cut: the work list reads image_areas, which the first write changes
-    pred = todo.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"]), APPLY_SCHEMA).localCheckpoint()
-    if not pred.isEmpty():
-        areas, aesthetics = label.head_outputs(pred, m["model_version"])
-        res.add(T.IMAGE_AREAS, io.insert_new(areas, cfg, T.IMAGE_AREAS))
-        res.add(T.IMAGE_AESTHETICS, io.insert_new(aesthetics, cfg, T.IMAGE_AESTHETICS))
+    version = F.col("model_version") == m["model_version"]
+    labelled = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
+                .select("image_id"))
+    missing = [labelled.join(io.read_or_empty(spark, cfg, t).where(version).select("image_id"), "image_id",
+                             "left_anti") for t in (T.IMAGE_AREAS, T.IMAGE_AESTHETICS)]
+    # ids only, materialised with the lineage cut: the first write changes what they read
+    todo = missing[0].unionByName(missing[1]).distinct().localCheckpoint()
+    n = todo.count()
+    if n == 0:
+        return
+    log.info("heads %s: %d labelled image(s) lack an area or a score; applying the heads to their embeddings",
+             m["model_version"], n)
+    ids = F.broadcast(todo) if n <= cfg.label.broadcast_max_ids else todo
+    emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
+           .select("image_id", "embedding").join(ids, "image_id", "left_semi"))
+    pred = emb.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"]), APPLY_SCHEMA).localCheckpoint()
+    areas, aesthetics = label.head_outputs(pred, m["model_version"])
+    # inserted by key: the table that already has an image's row keeps it
+    res.add(T.IMAGE_AREAS, io.insert_new(areas, cfg, T.IMAGE_AREAS))
+    res.add(T.IMAGE_AESTHETICS, io.insert_new(aesthetics, cfg, T.IMAGE_AESTHETICS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import logging
 from typing import Optional
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vistarank.config import Config, join
@@ -127,6 +127,26 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     rows = _last_commit_rows(spark, path) if version(spark, cfg, table) > before else 0
     log.info("inserted into %s: %d new rows", table.name, rows)
     return rows
+
+
+def migrate_partitioning(spark: SparkSession, cfg: Config, table: Table, derived: dict[str, Column]) -> bool:
+    """Rewrite ``table`` once when its Delta partitioning differs from its contract (a lakehouse
+    written by an earlier version), adding the ``derived`` columns it lacks. Returns whether it
+    migrated. The rewrite reads and writes the whole table: a one-time cost, logged."""
+    path = table_path(cfg, table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return False
+    have = list(DeltaTable.forPath(spark, path).detail().first()["partitionColumns"])
+    if have == list(table.partition_by):
+        return False
+    log.warning("%s is partitioned by %s, the contract says %s: rewriting it once (reads and writes every row)",
+                table.name, have or "nothing", list(table.partition_by))
+    df = spark.read.format("delta").load(path)
+    for name, col in derived.items():
+        if name not in df.columns:
+            df = df.withColumn(name, col)
+    write(df, cfg, table, mode="overwrite")
+    return True
 
 
 def version(spark: SparkSession, cfg: Config, table: Table) -> int:

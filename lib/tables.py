@@ -76,9 +76,10 @@ IMAGES = Table("images", _s(
     ("image_id", StringType()), ("format", StringType()), ("width", IntegerType()),
     ("height", IntegerType()), ("source_mode", StringType()), ("n_bytes", LongType()),
     ("phash", StringType()), ("near_duplicate_of", StringType()), ("content", BinaryType()),
-    ("ingested_at", TimestampType())),
-    keys=("image_id",),
-    description="unique images by content hash (sha256 of the bytes), with the original bytes")
+    ("ingested_at", TimestampType()), ("ingest_date", DateType())),
+    keys=("image_id",), partition_by=("ingest_date",),
+    description="unique images by content hash (sha256 of the bytes), with the original bytes; partitioned by "
+                "ingest day so that labelling reads only the days it scores")
 
 IMAGE_SOURCES = Table("image_sources", _s(
     ("image_id", StringType()), ("sale_id", StringType()), ("uri", StringType()),
@@ -97,6 +98,12 @@ IMAGE_LABELS = Table("image_labels", _s(
     ("probabilities", ArrayType(FloatType())), ("scored_at", TimestampType())),
     keys=("image_id", "model_version"), partition_by=("model_version",),
     description="top-k scene labels and an embedding per image and model version")
+
+IMAGE_LABEL_FAILURES = Table("image_label_failures", _s(
+    ("image_id", StringType()), ("model_version", StringType()), ("reason", StringType()),
+    ("detail", StringType()), ("failed_at", TimestampType())),
+    keys=("image_id", "model_version"),
+    description="images a model version could not score, with the reason: not retried for that version")
 
 # ---------------------------------------------------------------- themes (fit_themes)
 TAG_WEIGHT = StructType([StructField("tag", StringType(), True), StructField("weight", FloatType(), True)])
@@ -201,11 +208,11 @@ STAGE_RUNS = Table("stage_runs", _s(
 
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
-    IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
+    IMAGES_REJECTED, IMAGE_LABELS, IMAGE_LABEL_FAILURES, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
     SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, IMAGE_AREAS, IMAGE_AESTHETICS, HEAD_EVAL, SALE_GALLERY, MODEL_METRICS,
     STAGE_RUNS]}
 
 # Tables made from the demo world's image files: a regenerated world rewrites those files
 # under the same paths, so generate_world drops these (ingest and labelling then start over).
-FROM_WORLD_FILES: list[Table] = [IMAGES, IMAGE_SOURCES, IMAGES_REJECTED, IMAGE_LABELS, THEMES, IMAGE_THEMES,
+FROM_WORLD_FILES: list[Table] = [IMAGES, IMAGE_SOURCES, IMAGES_REJECTED, IMAGE_LABELS, IMAGE_LABEL_FAILURES, THEMES, IMAGE_THEMES,
                                  SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS]

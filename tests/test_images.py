@@ -67,3 +67,32 @@ def test_phash_tolerates_reencoding_but_separates_scenes():
     assert len(a) == 64  # 256 bits
     assert hamming_hex(a, b) <= 10 and hamming_hex(a, c) <= 10
     assert hamming_hex(a, d) > 10
+
+
+def test_a_40_megapixel_png_is_scored_within_a_stated_memory(tmp_path):
+    """Non-JPEG images are reduced right after decoding, before any full-size conversion: a
+    40 MP RGBA PNG (8000 x 5000 x 4 = 160 MB decoded) is scored with a peak RSS growth of at
+    most 2.25 x that (360 MB; measured here: about 306 MB, and 763 MB without the reduction,
+    which converts and composites at full size), in a fresh process."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    path = tmp_path / "huge.png"
+    g = Image.linear_gradient("L").resize((8000, 5000))
+    Image.merge("RGBA", (g, g.transpose(Image.Transpose.FLIP_LEFT_RIGHT), g, g)).save(path, compress_level=1)
+    del g
+    script = (
+        "import resource, sys\n"
+        "from vistarank.udfs.scoring import decode_or_reason\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "x, why = decode_or_reason(data, 224)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(x.shape == (224, 224, 3), why is None, (after - before) // 1024)\n")
+    p = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    shape_ok, decoded, grew_mb = p.stdout.split()
+    assert shape_ok == "True" and decoded == "True"
+    assert int(grew_mb) <= 360, f"peak RSS grew by {grew_mb} MB"

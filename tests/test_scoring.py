@@ -182,3 +182,70 @@ def test_missing_model_is_a_clear_error(spark, tmp_path):
     cfg = make_cfg(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="run pretrain_scene_model"):
         label_images.run(spark, cfg)
+
+
+def test_an_image_that_fails_at_scoring_gets_a_reason_and_is_not_retried(spark, ingested, tiny_model, tmp_path):
+    cfg = _cfg(tmp_path, tiny_model)
+    good = io.read(spark, ingested, T.IMAGES).orderBy("image_id").limit(3)
+    # bytes that passed ingest once but no longer decode (a truncated copy in the table)
+    bad = good.limit(1).select(*[F.lit("broken-image").alias(c) if c == "image_id" else
+                                 (F.substring("content", 1, 40).alias(c) if c == "content" else F.col(c))
+                                 for c in good.columns])
+    io.write(good.unionByName(bad), cfg, T.IMAGES)
+    res = label_images.run(spark, cfg)
+    assert res.outputs["image_labels"] == 3 and res.outputs["image_label_failures"] == 1
+    failed = io.read(spark, cfg, T.IMAGE_LABEL_FAILURES).collect()
+    assert [(r.image_id, r.model_version) for r in failed] == [("broken-image", "tiny:1")]
+    assert failed[0].reason and failed[0].detail
+    # not on the work list again for this version: the rerun scores nothing and records nothing
+    again = label_images.run(spark, cfg)
+    assert again.outputs["image_labels"] == 0 and again.outputs.get("image_label_failures", 0) == 0
+    # a new model version tries it again (and records its own failure)
+    v2 = label_images.run(spark, _cfg(tmp_path, tiny_model, "model.version=2"))
+    assert v2.outputs["image_labels"] == 3 and v2.outputs["image_label_failures"] == 1
+
+
+def test_chunks_are_whole_ingest_days_and_a_big_day_is_split():
+    import datetime as dt
+
+    from vistarank.vision.label import plan_chunks
+
+    d = [dt.date(2026, 11, i) for i in range(1, 6)]
+    # days packed in order up to the chunk size; each day in exactly one chunk
+    assert plan_chunks([(d[2], 30), (d[0], 50), (d[1], 40), (d[3], 100)], 100) == [
+        ([d[0], d[1]], 0, 1), ([d[2]], 0, 1), ([d[3]], 0, 1)]
+    # a bulk day above the chunk size: hash parts of that day only
+    assert plan_chunks([(d[0], 10), (d[4], 250)], 100) == [([d[0]], 0, 1), ([d[4]], 0, 3), ([d[4]], 1, 3),
+                                                           ([d[4]], 2, 3)]
+    assert plan_chunks([], 100) == []
+
+
+def test_a_night_reads_only_its_own_ingest_day_and_old_layouts_are_migrated(spark, ingested, tiny_model, tmp_path):
+    import datetime as dt
+
+    from delta.tables import DeltaTable
+
+    from vistarank.vision import label
+
+    cfg = _cfg(tmp_path, tiny_model)
+    imgs = io.read(spark, ingested, T.IMAGES).orderBy("image_id").limit(12)
+    # a lakehouse written before images were partitioned: no ingest_date, no partitioning
+    old = imgs.drop("ingest_date")
+    old.write.format("delta").save(io.table_path(cfg, T.IMAGES))
+    assert label_images.run(spark, cfg).outputs["image_labels"] == 12
+    detail = DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGES)).detail().first()
+    assert list(detail["partitionColumns"]) == ["ingest_date"]
+    assert io.read(spark, cfg, T.IMAGES).where("ingest_date IS NULL").count() == 0
+    # the next night: 3 new images ingested on another day
+    night = dt.date(2030, 1, 2)
+    new = (imgs.limit(3).withColumn("image_id", F.concat(F.lit("night-"), "image_id"))
+           .withColumn("ingest_date", F.lit(night)))
+    io.insert_new(new, cfg, T.IMAGES)
+    todo = label.todo_ids(spark, cfg, "tiny:1")
+    days = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
+    assert days == [(night, 3)]
+    chunk = label.chunk_images(io.read(spark, cfg, T.IMAGES), label.plan_chunks(days, 1000)[0])
+    # Delta prunes to that day's partition: only its files are read
+    files = chunk.inputFiles()
+    assert files and all("ingest_date=2030-01-02" in f for f in files), files
+    assert label_images.run(spark, cfg).outputs["image_labels"] == 3

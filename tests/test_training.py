@@ -279,3 +279,44 @@ def _label_images_applies_the_heads_in_its_pass(spark, cfg):
     assert res.outputs["image_labels"] == 0
     assert res.outputs["image_areas"] == 7 and res.outputs["image_aesthetics"] == 7
     assert label_images.run(spark, cfg).outputs.get("image_areas", 0) == 0
+    _a_kill_between_the_head_tables_loses_nothing(spark, cfg, cond, mine)
+
+
+def _a_kill_between_the_head_tables_loses_nothing(spark, cfg, cond, mine):
+    """image_areas and image_aesthetics are two commits: a run killed after the first leaves
+    the second for the rerun, and either table missing alone is filled by the next run."""
+    import pytest
+    from delta.tables import DeltaTable
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.jobs import label_images
+
+    def count(t):
+        return io.read(spark, cfg, t).where(cond).count()
+
+    DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGE_LABELS)).delete(cond & mine)  # new images again
+    for t in (T.IMAGE_AREAS, T.IMAGE_AESTHETICS):
+        DeltaTable.forPath(spark, io.table_path(cfg, t)).delete(cond)
+    real = label_images.io.insert_new
+
+    def dying(df, c, table):
+        if table.name == T.IMAGE_AESTHETICS.name:
+            raise RuntimeError("killed between the head tables")
+        return real(df, c, table)
+
+    label_images.io.insert_new = dying
+    try:
+        with pytest.raises(RuntimeError, match="killed between"):
+            label_images.run(spark, cfg)
+    finally:
+        label_images.io.insert_new = real
+    assert count(T.IMAGE_LABELS) == 7 and count(T.IMAGE_AREAS) == 7 and count(T.IMAGE_AESTHETICS) == 0
+    res = label_images.run(spark, cfg)
+    assert res.outputs["image_labels"] == 0
+    assert res.outputs["image_aesthetics"] == 7 and res.outputs["image_areas"] == 0
+    # and the other way round: scores kept, areas lost
+    DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGE_AREAS)).delete(cond)
+    res = label_images.run(spark, cfg)
+    assert res.outputs["image_areas"] == 7 and res.outputs["image_aesthetics"] == 0
+    assert count(T.IMAGE_AREAS) == 7 and count(T.IMAGE_AESTHETICS) == 7

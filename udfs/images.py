@@ -100,12 +100,25 @@ class Decoded:
     frames: int
 
 
+# Pillow modes whose reduce() works without a conversion first
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F"})
+
+
+def _reduced(img: Image.Image, size: int) -> Image.Image:
+    """Downscale by the largest integer factor that keeps the shorter side at least ``size``
+    (box filter: what JPEG's draft mode does for JPEGs, for every other format)."""
+    factor = min(img.size) // size
+    return img.reduce(factor) if factor >= 2 else img
+
+
 def decode_rgb(data: bytes, *, max_pixels: int, formats: Optional[list[str]] = None,
                min_side: int = 1, draft_size: Optional[int] = None) -> Decoded:
     """Decode ``data`` to an oriented RGB image or raise :class:`ImageRejected`.
 
-    ``draft_size``: when set, a JPEG may be decoded at a reduced scale whose shorter side
-    is still at least this many pixels (fast downscaling for model input).
+    ``draft_size``: when set, the image is downscaled by an integer factor while its shorter
+    side stays at least this many pixels (model input): a JPEG in the decoder (draft mode),
+    any other format right after decoding, so a large PNG holds one full-size decode only
+    until its reduction (width x height x bytes per pixel, per decoding thread).
     """
     if not data:
         raise ImageRejected("empty", "zero bytes")
@@ -124,8 +137,12 @@ def decode_rgb(data: bytes, *, max_pixels: int, formats: Optional[list[str]] = N
             if draft_size and fmt == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.load()
+            if draft_size and fmt != "JPEG" and img.mode in _REDUCIBLE:
+                img = _reduced(img, draft_size)  # before any copy: the full-size decode is the peak
             img = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(img)
+            if draft_size and fmt != "JPEG":
+                rgb = _reduced(rgb, draft_size)  # modes reduce() does not take (palette, 16-bit)
     except ImageRejected:
         raise
     except Image.DecompressionBombError as exc:

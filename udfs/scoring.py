@@ -21,17 +21,26 @@ from vistarank.udfs.images import ImageRejected, decode_rgb, to_model_input
 
 LABEL_UDF_SCHEMA = ("label_names array<string>, label_probs array<float>, embedding array<float>, "
                     "probabilities array<float>, area string, area_probability float, "
-                    "area_probabilities array<float>, distribution array<float>, score float")
+                    "area_probabilities array<float>, distribution array<float>, score float, "
+                    "failure string, failure_detail string")
 _COLUMNS = ["label_names", "label_probs", "embedding", "probabilities", "area", "area_probability",
-            "area_probabilities", "distribution", "score"]
+            "area_probabilities", "distribution", "score", "failure", "failure_detail"]
 _DECODE_MAX_PIXELS = 1 << 31  # images were checked at ingest
 
 
-def decode_for_model(data: bytes, size: int) -> Optional[np.ndarray]:
+def decode_or_reason(data: bytes, size: int) -> tuple[Optional[np.ndarray], Optional[tuple[str, str]]]:
+    """The model input, or None and (reason, detail) for an image that cannot be decoded."""
     try:
-        return to_model_input(decode_rgb(bytes(data), max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image, size)
-    except ImageRejected:
-        return None
+        return to_model_input(decode_rgb(bytes(data), max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image,
+                              size), None
+    except ImageRejected as exc:
+        return None, (exc.reason, str(exc)[:500])
+    except Exception as exc:  # a decoder crash on one file must not fail the whole batch
+        return None, ("decode_error", f"{type(exc).__name__}: {exc}"[:500])
+
+
+def decode_for_model(data: bytes, size: int) -> Optional[np.ndarray]:
+    return decode_or_reason(data, size)[0]
 
 
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,12 +71,16 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
         for series in contents:
             values = series.tolist()
             chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
-            futures = [pool.map(decode_for_model, chunk, [size] * len(chunk)) for chunk in chunks]
+            futures = [pool.map(decode_or_reason, chunk, [size] * len(chunk)) for chunk in chunks]
             out: list[dict] = []
-            for decoded in futures:
-                decoded = list(decoded)
+            for results in futures:
+                results = list(results)
+                decoded = [a for a, _ in results]
                 ok = [i for i, a in enumerate(decoded) if a is not None]
                 rows: list[dict] = [dict.fromkeys(_COLUMNS) for _ in decoded]
+                for i, (_, why) in enumerate(results):
+                    if why is not None:
+                        rows[i]["failure"], rows[i]["failure_detail"] = why
                 if ok:
                     x = np.zeros((batch_size, size, size, 3), np.float32)  # fixed shape: one trace
                     x[:len(ok)] = np.stack([decoded[i] for i in ok])

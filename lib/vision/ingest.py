@@ -7,10 +7,11 @@
 - Each new file is read, checked and hashed in the workers (udfs.images). Exact
   duplicates share an image_id (sha256 of the bytes) and collapse into one image; every
   (sale, file) link is kept in image_sources.
-- Near-duplicates: a 256-bit perceptual hash, split into ``d + 1`` bands for a
-  Hamming threshold ``d``; two hashes within distance ``d`` share at least one band
-  (pigeonhole), so a join on (band, value) finds every candidate pair exactly, and
-  the distance is then checked on the whole hash.
+- Near-duplicates: a 256-bit perceptual hash, searched by multi-index hashing
+  (:mod:`vistarank.udfs.near_dup`): bands of at least 40 bits, each new image looked up
+  under every key within ``d // bands`` bits of each band, so every pair within the
+  Hamming threshold ``d`` is found and the candidates per image do not grow with the
+  catalogue; the distance is then checked on the whole hash.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from vistarank import io
 from vistarank import tables as T
 from vistarank.config import Config
 from vistarank.udfs.images import CHECK_SCHEMA, PHASH_BITS, check_files_fn
+from vistarank.udfs.near_dup import KEYS_SCHEMA, keys_fn, plan_bands
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +87,10 @@ def split_checked(checked: DataFrame, now: Column) -> tuple[DataFrame, DataFrame
     images = (ok.dropDuplicates(["image_id"])
               .select("image_id", "format", "width", "height", "source_mode", "n_bytes", "phash",
                       F.lit(None).cast("string").alias("near_duplicate_of"), "content",
-                      now.alias("ingested_at")))
+                      now.alias("ingested_at"), F.to_date(now).alias("ingest_date")))
     sources = ok.select("image_id", "sale_id", "uri", now.alias("ingested_at"))
     rejected = checked.where(~F.col("ok")).select("uri", "sale_id", "reason", "detail", now.alias("rejected_at"))
     return images, sources, rejected
-
-
-def _bands(df: DataFrame, n_bands: int) -> DataFrame:
-    # each hex digit is 4 bits: bands are runs of whole hex digits (exact pigeonhole needs
-    # n_bands disjoint parts covering the hash, not equal widths)
-    digits = PHASH_BITS // 4
-    bounds = [round(b * digits / n_bands) for b in range(n_bands + 1)]
-    cols = [F.struct(F.lit(b).alias("band"), F.substring("phash", lo + 1, hi - lo).alias("value"))
-            for b, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
-    return df.select("image_id", "phash", F.explode(F.array(*cols)).alias("bv")).select(
-        "image_id", "phash", "bv.band", "bv.value")
 
 
 def hamming(a: Column, b: Column) -> Column:
@@ -116,22 +107,25 @@ def hamming(a: Column, b: Column) -> Column:
 def near_duplicate_pairs(new: DataFrame, existing: DataFrame, max_distance: int) -> DataFrame:
     """(image_id, other_id, distance) for new images within ``max_distance`` of another image.
 
-    ``other`` is an existing image, or a new one with a smaller id, so each pair has a
-    canonical direction and an earlier image stays the original.
+    Multi-index hashing (:mod:`vistarank.udfs.near_dup`): each new image is looked up under
+    every band key within the plan's radius, every image is stored under its exact band
+    values, so the candidates per image stay bounded as the catalogue grows and every pair
+    within the distance is found. ``other`` is an existing image, or a new one with a
+    smaller id, so each pair has a canonical direction and an earlier image stays the original.
     """
-    n_bands = max_distance + 1
-    new_b = _bands(new.select("image_id", "phash"), n_bands)
-    all_b = _bands(existing.select("image_id", "phash").withColumn("is_new", F.lit(False))
-                   .unionByName(new.select("image_id", "phash").withColumn("is_new", F.lit(True)))
-                   .dropDuplicates(["image_id"]), n_bands)
-    is_new = existing.select("image_id").withColumn("old", F.lit(True))
-    pairs = (new_b.alias("a").join(all_b.alias("b"), ["band", "value"])
+    plan = plan_bands(max_distance)
+    new_h = new.select("image_id", "phash").where(F.col("phash").isNotNull())
+    lookups = new_h.mapInPandas(keys_fn(plan.widths, plan.radius), KEYS_SCHEMA)
+    stored = (existing.select("image_id", "phash").unionByName(new_h).dropDuplicates(["image_id"])
+              .mapInPandas(keys_fn(plan.widths, 0), KEYS_SCHEMA))
+    is_old = existing.select(F.col("image_id").alias("other_id")).withColumn("old", F.lit(True))
+    pairs = (lookups.alias("a").join(stored.alias("b"), ["band", "key"])
              .where(F.col("a.image_id") != F.col("b.image_id"))
              .select(F.col("a.image_id").alias("image_id"), F.col("b.image_id").alias("other_id"),
                      hamming(F.col("a.phash"), F.col("b.phash")).alias("distance"))
              .where(F.col("distance") <= max_distance)
              .dropDuplicates(["image_id", "other_id"]))
-    pairs = pairs.join(is_new.withColumnRenamed("image_id", "other_id"), "other_id", "left")
+    pairs = pairs.join(is_old, "other_id", "left")
     return pairs.where(F.col("old").isNotNull() | (F.col("other_id") < F.col("image_id"))).drop("old")
 
 

@@ -1,10 +1,14 @@
 """label_images: score every image without labels for the configured model version.
 
 Incremental and versioned: the work list is an anti-join of images against
-image_labels for this model_version; results are inserted by key (image_id,
-model_version), in chunks of ``label.chunk_images`` images per Delta commit. A rerun
+image_labels for this model_version, on ids and ingest days only; results are inserted by
+key (image_id, model_version), in chunks of whole ingest days (about ``label.chunk_images``
+images per Delta commit). ``images`` is partitioned by ingest day, so a chunk reads only
+its days' bytes: a nightly increment reads that night's images, a new model version reads
+each image once. A rerun
 scores nothing; a run killed mid-way keeps its finished chunks and the rerun scores
-the rest, each image exactly once; a new model version scores everything again and
+the rest, each image exactly once; an image the model cannot decode gets an
+image_label_failures row with the reason and is not retried for that version; a new model version scores everything again and
 never touches another version's rows (image_labels is partitioned by model_version).
 """
 from __future__ import annotations
@@ -30,10 +34,18 @@ def done_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
             .where(F.col("model_version") == model_version).select("image_id"))
 
 
+def failed_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
+    """image_ids that ``model_version`` could not score (not retried for that version)."""
+    return (io.read_or_empty(spark, cfg, T.IMAGE_LABEL_FAILURES)
+            .where(F.col("model_version") == model_version).select("image_id"))
+
+
 def todo_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
-    """image_ids that have no labels for ``model_version`` yet."""
-    return io.read(spark, cfg, T.IMAGES).select("image_id").join(done_ids(spark, cfg, model_version),
-                                                                  "image_id", "left_anti")
+    """(image_id, ingest_date) of the images that have neither labels nor a recorded failure
+    for ``model_version``: a read of ids and days only, never of image bytes."""
+    return (io.read(spark, cfg, T.IMAGES).select("image_id", "ingest_date")
+            .join(done_ids(spark, cfg, model_version), "image_id", "left_anti")
+            .join(failed_ids(spark, cfg, model_version), "image_id", "left_anti"))
 
 
 def restrict_to_todo(images: DataFrame, todo: DataFrame, n_done: int, n_todo: int, broadcast_max: int) -> DataFrame:
@@ -55,9 +67,51 @@ def chunk_filter(i: int, n: int) -> F.Column:
     return F.pmod(F.xxhash64("image_id"), F.lit(n)) == i
 
 
+Chunk = tuple[list, int, int]  # (ingest days, part, parts)
+
+
+def plan_chunks(day_counts: list[tuple], chunk_images: int) -> list[Chunk]:
+    """Chunks of the work list as whole ingest days (partitions of ``images``), packed in day
+    order up to ``chunk_images`` images each, so that every chunk reads only its days' bytes
+    and each day is read once. A day with more images to score than ``chunk_images`` (a bulk
+    backfill ingested at once) is split into hash parts, each of which reads that day again."""
+    chunks: list[Chunk] = []
+    days: list = []
+    n = 0
+    for day, count in sorted(day_counts, key=lambda dc: (dc[0] is None, dc[0])):
+        if count > chunk_images:
+            if days:  # keep day order: the days packed so far go first
+                chunks.append((days, 0, 1))
+                days, n = [], 0
+            parts = n_chunks(count, chunk_images)
+            chunks += [([day], i, parts) for i in range(parts)]
+            continue
+        if days and n + count > chunk_images:
+            chunks.append((days, 0, 1))
+            days, n = [], 0
+        days.append(day)
+        n += count
+    if days:
+        chunks.append((days, 0, 1))
+    return chunks
+
+
+def chunk_images(images: DataFrame, chunk: Chunk) -> DataFrame:
+    """The rows of ``images`` in one chunk: a filter on the partition column (Delta reads only
+    those days' files), then the hash part when a day is split."""
+    days, part, parts = chunk
+    known = [d for d in days if d is not None]
+    on_days = F.col("ingest_date").isin(known) if known else F.lit(False)
+    if None in days:
+        on_days = on_days | F.col("ingest_date").isNull()
+    df = images.where(on_days)
+    return df.where(chunk_filter(part, parts)) if parts > 1 else df
+
+
 def scored(images: DataFrame, cfg: Config, label_udf) -> DataFrame:
     """images(image_id, content) through the labelling UDF: image_id and the UDF's columns
-    (labels, embedding, and the heads' outputs when they are applied)."""
+    (labels, embedding, the heads' outputs when they are applied, and for an image that
+    could not be decoded, ``failure`` and ``failure_detail`` instead)."""
     lc = cfg.label
     if lc.min_partitions and images.rdd.getNumPartitions() < lc.min_partitions:
         images = images.repartition(lc.min_partitions)
@@ -65,8 +119,7 @@ def scored(images: DataFrame, cfg: Config, label_udf) -> DataFrame:
     # than the scoring itself for a light model (benchmarks/score_throughput.py).
     return (images
             .select("image_id", label_udf(F.col("content")).alias("r"))
-            .select("image_id", "r.*")
-            .where(F.col("label_names").isNotNull()))  # undecodable now: left for a later run
+            .select("image_id", "r.*"))
 
 
 def head_outputs(scored_df: DataFrame, heads_version: str) -> tuple[DataFrame, DataFrame]:
@@ -84,9 +137,16 @@ def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> 
     return to_labels(scored(images, cfg, udf), rm)
 
 
+def failures(scored_df: DataFrame, rm: ResolvedModel) -> DataFrame:
+    """image_label_failures rows: the images of a scored DataFrame that could not be scored."""
+    return (scored_df.where(F.col("failure").isNotNull())
+            .select("image_id", F.lit(rm.model_version).alias("model_version"), F.col("failure").alias("reason"),
+                    F.col("failure_detail").alias("detail"), F.current_timestamp().alias("failed_at")))
+
+
 def to_labels(scored_df: DataFrame, rm: ResolvedModel) -> DataFrame:
-    """image_labels rows from a scored DataFrame."""
-    return scored_df.select(
+    """image_labels rows from a scored DataFrame (the images that were scored)."""
+    return scored_df.where(F.col("label_names").isNotNull()).select(
         "image_id",
         F.lit(rm.model_version).alias("model_version"),
         F.transform(F.arrays_zip("label_names", "label_probs"),
