@@ -41,7 +41,7 @@ demo: setup
 # The tests of the horovod backend run its workers in .venv-hvd (and fail, not skip, here);
 # the standalone-cluster test packs a Python 3.12 environment (tests/test_cluster.py).
 test: setup horovod-env py312
-	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q $(ARGS)
+	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q --durations=12 $(ARGS)
 
 py312:
 	@PY312=$${VISTARANK_PY312:-$$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)}; \

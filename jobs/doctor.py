@@ -4,8 +4,8 @@ under a forbidden path (for example the source tree: executors must run what was
 
     ./spark-submit.sh --cluster doctor --forbid "$PWD"
 
-It runs one tiny task per executor core (``--tasks``); what it collects is one small row per
-task, never data.
+It runs one tiny task per executor core (``--tasks``) in a barrier stage, so that all start
+at once and each executor reports; what it collects is one small row per task, never data.
 """
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def run_probe(spark, tasks: int) -> dict:
     from vistarank.udfs.probe import task_report
 
     sc = spark.sparkContext
-    rows = sc.parallelize(range(tasks), tasks).mapPartitions(task_report).collect()
+    # a barrier stage: every task starts at once, one per free core, so each executor reports
+    # (and the cluster is shown able to host barrier training of that many workers)
+    rows = sc.parallelize(range(tasks), tasks).barrier().mapPartitions(task_report).collect()
     return {"master": sc.master, "app_id": sc.applicationId, "driver": environment_report(),
             "executors": [json.loads(r) for r in rows]}
 

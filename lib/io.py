@@ -118,7 +118,7 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     before = version(spark, cfg, table)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
     for p in table.partition_by:  # lets Delta prune partitions of the target
-        if p not in table.keys:
+        if p not in table.keys and table.partition_follows_key:
             cond += f" AND t.`{p}` <=> s.`{p}`"
     (DeltaTable.forPath(spark, path).alias("t")
      .merge(data.dropDuplicates(list(table.keys)).alias("s"), cond)

@@ -20,6 +20,9 @@ class Table:
     keys: tuple[str, ...]
     partition_by: tuple[str, ...] = ()
     truth: bool = False  # hidden truth of the demo world: evaluation only, never a model input
+    # whether rows with the same key always share their partition values (then a MERGE may
+    # prune on them); images: the same bytes ingested on a later day are the same image
+    partition_follows_key: bool = True
     description: str = ""
     nullable: frozenset[str] = field(default_factory=frozenset)
 
@@ -77,7 +80,7 @@ IMAGES = Table("images", _s(
     ("height", IntegerType()), ("source_mode", StringType()), ("n_bytes", LongType()),
     ("phash", StringType()), ("near_duplicate_of", StringType()), ("content", BinaryType()),
     ("ingested_at", TimestampType()), ("ingest_date", DateType())),
-    keys=("image_id",), partition_by=("ingest_date",),
+    keys=("image_id",), partition_by=("ingest_date",), partition_follows_key=False,
     description="unique images by content hash (sha256 of the bytes), with the original bytes; partitioned by "
                 "ingest day so that labelling reads only the days it scores")
 

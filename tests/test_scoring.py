@@ -249,3 +249,7 @@ def test_a_night_reads_only_its_own_ingest_day_and_old_layouts_are_migrated(spar
     files = chunk.inputFiles()
     assert files and all("ingest_date=2030-01-02" in f for f in files), files
     assert label_images.run(spark, cfg).outputs["image_labels"] == 3
+    # the same bytes ingested again on a later day are the same image: not stored twice
+    again = imgs.limit(2).withColumn("ingest_date", F.lit(dt.date(2030, 1, 9)))
+    assert io.insert_new(again, cfg, T.IMAGES) == 0
+    assert io.read(spark, cfg, T.IMAGES).count() == 15

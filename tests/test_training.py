@@ -292,8 +292,8 @@ def _a_kill_between_the_head_tables_loses_nothing(spark, cfg, cond, mine):
     from vistarank import tables as T
     from vistarank.jobs import label_images
 
-    def count(t):
-        return io.read(spark, cfg, t).where(cond).count()
+    def count(t):  # this model version's labels; the heads' one version of areas and scores
+        return io.read(spark, cfg, t).where(cond & mine if t is T.IMAGE_LABELS else cond).count()
 
     DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGE_LABELS)).delete(cond & mine)  # new images again
     for t in (T.IMAGE_AREAS, T.IMAGE_AESTHETICS):

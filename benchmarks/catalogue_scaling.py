@@ -1,0 +1,256 @@
+"""Catalogue scaling: what a night of labelling costs as the catalogue grows (issue #13).
+
+For each catalogue size (10 k, 100 k, 1 M images by default):
+- The catalogue is written straight to the `images` table, spread over 30 ingest days. Each
+  image is one small JPEG made unique cheaply: the same 24 x 24 picture with the image's
+  number appended after its end-of-image marker. Its `image_labels` rows for model
+  version `bench:1` are written too. Ingest itself is not what is measured here.
+- **Nightly increment.** 1,000 new images arrive on a new ingest day, then `label_images`
+  runs. Measured: wall time, bytes read (the input metrics of every Spark stage it ran,
+  from Spark's REST status API), and the peak RSS of the process tree (driver JVM and
+  Python workers; local mode).
+  - The increment's own bytes are the size of its day's partition.
+  - "ids" are the bytes an ids-only scan of the work list reads (the same anti-join,
+    counted).
+  - Goal: bytes read at most 2 x the increment's bytes + ids.
+- **New model version.** `bench:2` over the whole catalogue (sizes up to
+  `--new-version-max`). Goal: the bytes read stay within 10% of the images table's
+  on-disk size plus ids, so each image's bytes are read once.
+- **Near-duplicate candidates.** Candidate pairs per new image, for the 1,000 new hashes
+  against the catalogue's hashes (uniformly spread 256-bit hashes):
+  - with the current band plan (multi-index hashing, `udfs/near_dup.py`);
+  - with the previous plan (distance + 1 = 11 bands of whole hex digits).
+
+Goals overall: the increment's time at the largest size within 1.5 x its time at the
+smallest; the bytes goals above. Writes benchmarks/results/catalogue_scaling.json.
+
+    python benchmarks/catalogue_scaling.py                       # 10k, 100k, 1M
+    python benchmarks/catalogue_scaling.py --sizes 10000 100000 --new-version-max 100000
+"""
+from __future__ import annotations
+
+import argparse
+import io as pyio
+import json
+import os
+import tempfile
+import time
+import urllib.request
+
+import _results  # benchmarks/_results.py (scripts run from this folder's path)
+from rerank_scaling import PeakRSS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DAYS = 30
+INCREMENT = 1000
+
+
+def base_jpeg() -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    arr = (np.random.default_rng(0).random((24, 24, 3)) * 255).astype("uint8")
+    buf = pyio.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=60)
+    return buf.getvalue()
+
+
+def tiny_model(d: str) -> tuple[str, str]:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(8, activation="softmax")(x)
+    path, labels = os.path.join(d, "bench.keras"), os.path.join(d, "labels.txt")
+    keras.Model(inp, out).save(path)
+    with open(labels, "w") as fh:
+        fh.write("\n".join(f"tag{i}" for i in range(8)) + "\n")
+    return path, labels
+
+
+def images_df(spark, start: int, n: int, first_day, days: int, base: bytes):
+    """n synthetic images numbered from ``start``, spread over ``days`` ingest days."""
+    from pyspark.sql import functions as F
+
+    content = F.concat(F.lit(base), F.hex(F.col("id")).cast("binary"))
+    day = F.date_add(F.lit(first_day), (F.col("id") % days).cast("int"))
+    return (spark.range(start, start + n, numPartitions=max(2, n // 50000))
+            .select(F.sha2(content, 256).alias("image_id"), F.lit("JPEG").alias("format"),
+                    F.lit(24).alias("width"), F.lit(24).alias("height"), F.lit("RGB").alias("source_mode"),
+                    F.length(content).cast("long").alias("n_bytes"),
+                    F.sha2(F.concat(F.lit("p"), F.col("id").cast("string")), 256).alias("phash"),
+                    F.lit(None).cast("string").alias("near_duplicate_of"), content.alias("content"),
+                    day.cast("timestamp").alias("ingested_at"), day.alias("ingest_date")))
+
+
+class StageBytes:
+    """Input bytes of the Spark stages completed since the last mark (REST status API)."""
+
+    def __init__(self, spark) -> None:
+        sc = spark.sparkContext
+        self.url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages?status=complete"
+        self.seen = self._ids()
+
+    def _stages(self) -> list[dict]:
+        with urllib.request.urlopen(self.url, timeout=30) as r:
+            return json.load(r)
+
+    def _ids(self) -> set:
+        return {(s["stageId"], s["attemptId"]) for s in self._stages()}
+
+    def since_mark(self) -> int:
+        time.sleep(1.5)  # the status store is updated asynchronously
+        stages = self._stages()
+        new = [s for s in stages if (s["stageId"], s["attemptId"]) not in self.seen]
+        self.seen |= {(s["stageId"], s["attemptId"]) for s in new}
+        return int(sum(s.get("inputBytes", 0) for s in new))
+
+
+def dir_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        if "_delta_log" in root:
+            continue
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files if f.endswith(".parquet"))
+    return total
+
+
+def old_band_keys(df, distance: int = 10):
+    """The previous plan: distance + 1 bands of whole hex digits (exact pigeonhole)."""
+    from pyspark.sql import functions as F
+
+    n_bands, digits = distance + 1, 64
+    bounds = [round(b * digits / n_bands) for b in range(n_bands + 1)]
+    cols = [F.struct(F.lit(b).alias("band"), F.substring("phash", lo + 1, hi - lo).alias("key"))
+            for b, (lo, hi) in enumerate(zip(bounds, bounds[1:]))]
+    return df.select("image_id", F.explode(F.array(*cols)).alias("bk")).select("image_id", "bk.band", "bk.key")
+
+
+def near_dup_candidates(spark, catalogue, new) -> dict:
+    from pyspark.sql import functions as F
+
+    from vistarank.udfs.near_dup import KEYS_SCHEMA, keys_fn, plan_bands
+
+    plan = plan_bands(10)
+    t0 = time.perf_counter()
+    look = new.mapInPandas(keys_fn(plan.widths, plan.radius), KEYS_SCHEMA)
+    stored = catalogue.mapInPandas(keys_fn(plan.widths, 0), KEYS_SCHEMA)
+    pairs_new = (look.alias("a").join(stored.alias("b"), ["band", "key"])
+                 .where(F.col("a.image_id") != F.col("b.image_id")).count())
+    t_new = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pairs_old = (old_band_keys(new).alias("a").join(old_band_keys(catalogue).alias("b"), ["band", "key"])
+                 .where(F.col("a.image_id") != F.col("b.image_id")).count())
+    t_old = time.perf_counter() - t0
+    n = new.count()
+    return {"candidates_per_image": pairs_new / n, "seconds": round(t_new, 2),
+            "keys_per_new_image": plan.keys_per_image, "bands": plan.bands, "radius": plan.radius,
+            "previous_candidates_per_image": pairs_old / n, "previous_seconds": round(t_old, 2),
+            "expected_random_candidates_per_image": plan.random_candidates(catalogue.count())}
+
+
+def run_size(spark, root: str, n: int, model: tuple[str, str], base: bytes, new_version: bool) -> dict:
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.config import load_config
+    from vistarank.jobs import label_images
+    from vistarank.vision import label
+
+    lake = os.path.join(root, f"n{n}")
+    sets = [f"lakehouse.root={lake}", f"model.path={model[0]}", f"model.labels={model[1]}", "model.name=bench",
+            "model.input_size=32", "model.preprocessing=included", "label.batch_size=256", "themes.n_themes=4"]
+    cfg = load_config("local", sets)
+    first = dt.date(2026, 1, 1)
+    t0 = time.perf_counter()
+    io.write(images_df(spark, 0, n, first, DAYS, base), cfg, T.IMAGES)
+    labels = (io.read(spark, cfg, T.IMAGES).select(
+        "image_id", F.lit("bench:1").alias("model_version"),
+        F.array(F.struct(F.lit("tag0").alias("label"), F.lit(1.0).cast("float").alias("probability"))).alias("labels"),
+        F.array(*[F.lit(0.0).cast("float")] * 8).alias("embedding"),
+        F.lit(None).cast("array<float>").alias("probabilities"), F.current_timestamp().alias("scored_at")))
+    io.write(labels, cfg, T.IMAGE_LABELS)
+    build_s = time.perf_counter() - t0
+    night = first + dt.timedelta(days=DAYS)
+    io.insert_new(images_df(spark, n, INCREMENT, night, 1, base), cfg, T.IMAGES)
+    images_dir = io.table_path(cfg, T.IMAGES)
+    increment_bytes = dir_bytes(os.path.join(images_dir, f"ingest_date={night.isoformat()}"))
+    meter = StageBytes(spark)
+    # what an ids-only pass over the work list reads (the lower bound of any night)
+    label.todo_ids(spark, cfg, "bench:1").count()
+    ids_bytes = meter.since_mark()
+    with PeakRSS() as rss:
+        t0 = time.perf_counter()
+        res = label_images.run(spark, cfg)
+        inc_s = time.perf_counter() - t0
+    inc_read = meter.since_mark()
+    out = {"images": n, "build_seconds": round(build_s, 1), "increment_images": res.outputs["image_labels"],
+           "increment_seconds": round(inc_s, 2), "increment_bytes_read": inc_read,
+           "increment_own_bytes": increment_bytes, "ids_only_bytes": ids_bytes,
+           "increment_peak_rss_mb": round(rss.peak / 2**20),
+           "goal_increment_bytes": inc_read <= 2 * increment_bytes + ids_bytes,
+           "images_table_bytes": dir_bytes(images_dir)}
+    if new_version:
+        cfg2 = load_config("local", sets + ["model.version=2"])
+        label.todo_ids(spark, cfg2, "bench:2").count()
+        ids2 = meter.since_mark()
+        with PeakRSS() as rss:
+            t0 = time.perf_counter()
+            res2 = label_images.run(spark, cfg2)
+            nv_s = time.perf_counter() - t0
+        nv_read = meter.since_mark()
+        out.update({"new_version_images": res2.outputs["image_labels"], "new_version_seconds": round(nv_s, 1),
+                    "new_version_bytes_read": nv_read, "new_version_ids_bytes": ids2,
+                    "new_version_read_ratio": round((nv_read - ids2) / out["images_table_bytes"], 3),
+                    "new_version_peak_rss_mb": round(rss.peak / 2**20),
+                    "goal_new_version_reads_once": nv_read - ids2 <= 1.10 * out["images_table_bytes"]})
+    catalogue = io.read(spark, cfg, T.IMAGES).where(F.col("ingest_date") < F.lit(night)).select("image_id", "phash")
+    new = io.read(spark, cfg, T.IMAGES).where(F.col("ingest_date") == F.lit(night)).select("image_id", "phash")
+    out["near_duplicates"] = near_dup_candidates(spark, catalogue, new)
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--new-version-max", type=int, default=100_000,
+                   help="measure the new-model-version pass for catalogues up to this size")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "catalogue_scaling.json"))
+    args = p.parse_args()
+    from pyspark.sql import SparkSession
+
+    from vistarank.config import load_config
+    from vistarank.session import embedded_conf
+
+    root = tempfile.mkdtemp(prefix="catalogue_")
+    conf = embedded_conf(load_config("local", [f"lakehouse.root={root}", "spark.driver_memory=8g"]))
+    conf.update({"spark.ui.enabled": "true", "spark.ui.showConsoleProgress": "false"})
+    builder = SparkSession.builder.master("local[2]")
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    os.environ.setdefault("PYSPARK_PYTHON", __import__("sys").executable)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    model = tiny_model(root)
+    base = base_jpeg()
+    results = [run_size(spark, root, n, model, base, n <= args.new_version_max) for n in sorted(args.sizes)]
+    small, large = results[0], results[-1]
+    goals = {
+        "goal_increment_time_flat": large["increment_seconds"] <= 1.5 * small["increment_seconds"],
+        "goal_increment_bytes": all(r["goal_increment_bytes"] for r in results),
+        "goal_new_version_reads_once": all(r.get("goal_new_version_reads_once", True) for r in results),
+        "goal_near_dup_bounded": large["near_duplicates"]["candidates_per_image"] <= 1.0,
+    }
+    _results.write("catalogue_scaling", results, args.out, increment=INCREMENT, days=DAYS, **goals)
+    print(json.dumps(goals))
+
+
+if __name__ == "__main__":
+    main()
