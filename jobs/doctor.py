@@ -2,7 +2,7 @@
 load from, sys.path, working directory), as JSON; with --forbid, fail if any of it lies
 under a forbidden path (for example the source tree: executors must run what was shipped).
 
-    ./spark-submit.sh --cluster doctor --forbid "$PWD"
+    ./spark-submit.sh --cluster doctor --forbid-on-executors "$PWD" --forbid "$PWD/.venv"
 
 It runs one tiny task per executor core (``--tasks``) in a barrier stage, so that all start
 at once and each executor reports; what it collects is one small row per task, never data.
@@ -18,7 +18,7 @@ from vistarank.udfs.probe import environment_report, forbidden_hits
 
 
 def run_probe(spark, tasks: int) -> dict:
-    """The driver's report and one report per task, with the executor id of each."""
+    """The driver's report and one report per task (with its partition and stage)."""
     from vistarank.udfs.probe import task_report
 
     sc = spark.sparkContext

@@ -17,7 +17,7 @@ from vistarank.vision import ingest
 
 def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("ingest_images")
-    io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")})
+    ingest.migrate_images_layout(spark, cfg)
     checked = ingest.plan(spark, cfg).persist(StorageLevel.MEMORY_AND_DISK)
     images, sources, rejected = ingest.split_checked(checked, F.current_timestamp())
     images = ingest.flag_near_duplicates(images, ingest.existing_images(spark, cfg), cfg.ingest.phash_max_distance)

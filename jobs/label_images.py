@@ -19,7 +19,7 @@ from vistarank.runs import StageResult
 from vistarank.training.head_task import load_manifest
 from vistarank.udfs.heads import APPLY_SCHEMA, apply_fn
 from vistarank.udfs.scoring import make_label_udf
-from vistarank.vision import label, models
+from vistarank.vision import ingest, label, models
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,12 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         raise FileNotFoundError(
             f"model {rm.model_version}: {rm.path} or {rm.labels_path} does not exist; set model.path/model.labels, "
             "or run pretrain_scene_model for the demo model")
-    io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")})
+    ingest.migrate_images_layout(spark, cfg)
     todo = label.todo_ids(spark, cfg, rm.model_version)
     # ids and days only: one row per ingest day sizes the chunks; small counts pick the join
     day_counts = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
     n_todo = sum(c for _, c in day_counts)
-    n_done = (label.done_ids(spark, cfg, rm.model_version).count()
-              + label.failed_ids(spark, cfg, rm.model_version).count()) if n_todo else 0
+    any_done = n_todo > 0 and label.any_done(spark, cfg, rm.model_version)
     chunks = label.plan_chunks(day_counts, cfg.label.chunk_images)
     n = len(chunks)
     log.info("%s: %d images to score in %d chunk(s) over %d ingest day(s)", rm.model_version, n_todo, n,
@@ -61,7 +60,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     for i, plan in enumerate(chunks):
         t0 = time.perf_counter()
         chunk = label.chunk_images(images, plan).select("image_id", "content")
-        chunk = label.restrict_to_todo(chunk, todo.select("image_id"), n_done, n_todo, lc.broadcast_max_ids)
+        chunk = label.restrict_to_todo(chunk, todo.select("image_id"), any_done, n_todo, lc.broadcast_max_ids)
         # one scoring of the chunk feeds several tables (labels, failures, heads): materialised, lineage
         # cut, before the first write (a cache would be recomputed once image_labels changes: the work
         # list reads it)
@@ -93,9 +92,8 @@ def backfill_heads(spark: SparkSession, cfg: Config, features: str, heads: str, 
     alone; only the missing images' embeddings are read. Usually nothing to do."""
     m = json.loads(heads)
     version = F.col("model_version") == m["model_version"]
-    labelled = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
-                .select("image_id"))
-    missing = [labelled.join(io.read_or_empty(spark, cfg, t).where(version).select("image_id"), "image_id",
+    labels = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
+    missing = [labels.select("image_id").join(io.read_or_empty(spark, cfg, t).where(version).select("image_id"), "image_id",
                              "left_anti") for t in (T.IMAGE_AREAS, T.IMAGE_AESTHETICS)]
     # ids only, materialised with the lineage cut: the first write changes what they read
     todo = missing[0].unionByName(missing[1]).distinct().localCheckpoint()
@@ -105,8 +103,7 @@ def backfill_heads(spark: SparkSession, cfg: Config, features: str, heads: str, 
     log.info("heads %s: %d labelled image(s) lack an area or a score; applying the heads to their embeddings",
              m["model_version"], n)
     ids = F.broadcast(todo) if n <= cfg.label.broadcast_max_ids else todo
-    emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
-           .select("image_id", "embedding").join(ids, "image_id", "left_semi"))
+    emb = labels.select("image_id", "embedding").join(ids, "image_id", "left_semi")
     pred = emb.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"]), APPLY_SCHEMA).localCheckpoint()
     areas, aesthetics = label.head_outputs(pred, m["model_version"])
     # inserted by key: the table that already has an image's row keeps it

@@ -8,7 +8,7 @@ exactly. The distance is then checked on the whole hash.
 
 ``m`` is chosen so that every band is at least :data:`MIN_BAND_BITS` wide: two unrelated
 hashes then share a band key with probability about ``2**-40``. A catalogue of N images
-gives ``keys * N * 2**-bits`` random candidates per new image (about 0.009 at N = 300 M
+gives ``keys * N * 2**-bits`` random candidates per new image (about 0.012 at N = 300 M
 and d = 10), so the work per image no longer grows with the catalogue, unlike exact
 pigeonhole bands (``d + 1`` bands of about 23 bits: N x 11 x 2**-23 random candidates per
 image, 730 at 300 M). A distance whose lookup keys would exceed :data:`MAX_KEYS_PER_IMAGE`
@@ -35,14 +35,18 @@ class BandPlan:
     radius: int
     widths: tuple[int, ...]
 
+    def _ball(self, width: int) -> int:
+        """Keys within ``radius`` bits of one band value of ``width`` bits."""
+        return sum(comb(width, i) for i in range(self.radius + 1))
+
     @property
     def keys_per_image(self) -> int:
         """Lookup keys of one new image: every key within ``radius`` of each band."""
-        return sum(sum(comb(w, i) for i in range(self.radius + 1)) for w in self.widths)
+        return sum(self._ball(w) for w in self.widths)
 
     def random_candidates(self, catalogue: int) -> float:
         """Expected candidate pairs per new image from unrelated hashes, in a catalogue of that size."""
-        return sum(sum(comb(w, i) for i in range(self.radius + 1)) * catalogue * 2.0 ** -w for w in self.widths)
+        return sum(self._ball(w) * catalogue * 2.0 ** -w for w in self.widths)
 
 
 def _best_plan(distance: int, hash_bits: int = HASH_BITS) -> BandPlan:

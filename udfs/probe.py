@@ -33,7 +33,7 @@ def environment_report() -> dict:
 
 
 def task_report(_: Iterable) -> Iterator[str]:
-    """One report per task, with the executor and task that ran it."""
+    """One report per task, with its partition and stage."""
     from pyspark import TaskContext
 
     ctx = TaskContext.get()

@@ -93,6 +93,12 @@ def split_checked(checked: DataFrame, now: Column) -> tuple[DataFrame, DataFrame
     return images, sources, rejected
 
 
+def migrate_images_layout(spark: SparkSession, cfg: Config) -> bool:
+    """An images table written before it was partitioned by ingest day is rewritten once,
+    with ``ingest_date`` derived from ``ingested_at`` (see :func:`vistarank.io.migrate_partitioning`)."""
+    return io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")})
+
+
 def hamming(a: Column, b: Column) -> Column:
     """Hamming distance of two hex hashes: xor and bit count over 32-bit chunks."""
     def chunk(c: Column, start: int) -> Column:

@@ -5,11 +5,11 @@ image_labels for this model_version, on ids and ingest days only; results are in
 key (image_id, model_version), in chunks of whole ingest days (about ``label.chunk_images``
 images per Delta commit). ``images`` is partitioned by ingest day, so a chunk reads only
 its days' bytes: a nightly increment reads that night's images, a new model version reads
-each image once. A rerun
-scores nothing; a run killed mid-way keeps its finished chunks and the rerun scores
-the rest, each image exactly once; an image the model cannot decode gets an
-image_label_failures row with the reason and is not retried for that version; a new model version scores everything again and
-never touches another version's rows (image_labels is partitioned by model_version).
+each image once. A rerun scores nothing; a run killed mid-way keeps its finished
+chunks and the rerun scores the rest, each image exactly once; an image the model
+cannot decode gets an image_label_failures row with the reason and is not retried for
+that version; a new model version scores everything again and never touches another
+version's rows (image_labels is partitioned by model_version).
 """
 from __future__ import annotations
 
@@ -48,11 +48,17 @@ def todo_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
             .join(failed_ids(spark, cfg, model_version), "image_id", "left_anti"))
 
 
-def restrict_to_todo(images: DataFrame, todo: DataFrame, n_done: int, n_todo: int, broadcast_max: int) -> DataFrame:
+def any_done(spark: SparkSession, cfg: Config, model_version: str) -> bool:
+    """Whether ``model_version`` has labelled, or failed on, any image yet (reads one row at most)."""
+    return not (done_ids(spark, cfg, model_version).unionByName(failed_ids(spark, cfg, model_version))
+                .limit(1).isEmpty())
+
+
+def restrict_to_todo(images: DataFrame, todo: DataFrame, any_done: bool, n_todo: int, broadcast_max: int) -> DataFrame:
     """The images to score, without shuffling image bytes where it can be avoided:
     nothing labelled yet (first run, new version): every image, no join; few to do (the
     nightly increment): a broadcast semi-join on the ids; else a shuffle semi-join."""
-    if n_done == 0:
+    if not any_done:
         return images
     if n_todo <= broadcast_max:
         return images.join(F.broadcast(todo), "image_id", "left_semi")
