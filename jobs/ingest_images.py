@@ -1,6 +1,7 @@
 """ingest_images: new image files to images, image_sources and images_rejected (incremental)."""
 from __future__ import annotations
 
+import logging
 import sys
 
 from pyspark import StorageLevel
@@ -14,18 +15,33 @@ from vistarank.jobs.common import main_for
 from vistarank.runs import StageResult
 from vistarank.vision import ingest
 
+log = logging.getLogger(__name__)
+
 
 def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("ingest_images")
     ingest.migrate_images_layout(spark, cfg)
-    checked = ingest.plan(spark, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    listing, checked = ingest.plan(spark, cfg)
+    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     images, sources, rejected = ingest.split_checked(checked, F.current_timestamp())
-    images = ingest.flag_near_duplicates(images, ingest.existing_images(spark, cfg), cfg.ingest.phash_max_distance)
-    # images first: a source row never points at an image that is not stored
-    res.add(T.IMAGES, io.insert_new(images, cfg, T.IMAGES))
-    res.add(T.IMAGE_SOURCES, io.insert_new(sources, cfg, T.IMAGE_SOURCES))
-    res.add(T.IMAGES_REJECTED, io.insert_new(rejected, cfg, T.IMAGES_REJECTED))
+    # Appended, each after a check of its own: images not in the catalogue (their ids, with the
+    # near-duplicate search, in one scan of the catalogue's ids and hashes); sources and rejections
+    # of URIs not known within the listing's window (new_files). Images first: a source row never
+    # points at an image that is not stored, and a run killed in between finds its images stored.
+    # One ingest per lakehouse at a time (the bundle's jobs run one at a time).
+    images = ingest.only_new_images(images, ingest.existing_images(spark, cfg), cfg.ingest.phash_max_distance)
+    res.add(T.IMAGES, io.write(images, cfg, T.IMAGES, mode="append"))
+    res.add(T.IMAGE_SOURCES, io.write(sources, cfg, T.IMAGE_SOURCES, mode="append"))
+    res.add(T.IMAGES_REJECTED, io.write(rejected, cfg, T.IMAGES_REJECTED, mode="append"))
     checked.unpersist()
+    if listing.position is not None:  # last: a run killed before this re-reads its window, harmlessly
+        spark_row = [(listing.source, listing.position, res.outputs.get(T.IMAGE_SOURCES.name, 0)
+                      + res.outputs.get(T.IMAGES_REJECTED.name, 0))]
+        log_row = spark.createDataFrame(spark_row, "source string, position date, files long").withColumn(
+            "logged_at", F.current_timestamp())
+        io.write(log_row, cfg, T.INGEST_LOG, mode="append")
+        log.info("%s: read up to %s; the next run starts at %s minus %d day(s)", listing.source, listing.position,
+                 listing.position, cfg.ingest.lookback_days)
     return res
 
 

@@ -32,11 +32,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
             f"model {rm.model_version}: {rm.path} or {rm.labels_path} does not exist; set model.path/model.labels, "
             "or run pretrain_scene_model for the demo model")
     ingest.migrate_images_layout(spark, cfg)
-    todo = label.todo_ids(spark, cfg, rm.model_version)
-    # ids and days only: one row per ingest day sizes the chunks; small counts pick the join
-    day_counts = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
+    # ids and days only, once: one row per ingest day sizes the chunks; small counts pick the join
+    todo, day_counts, every_image = label.work_list(spark, cfg, rm.model_version)
     n_todo = sum(c for _, c in day_counts)
-    any_done = n_todo > 0 and label.any_done(spark, cfg, rm.model_version)
     chunks = label.plan_chunks(day_counts, cfg.label.chunk_images)
     n = len(chunks)
     log.info("%s: %d images to score in %d chunk(s) over %d ingest day(s)", rm.model_version, n_todo, n,
@@ -60,20 +58,25 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     for i, plan in enumerate(chunks):
         t0 = time.perf_counter()
         chunk = label.chunk_images(images, plan).select("image_id", "content")
-        chunk = label.restrict_to_todo(chunk, todo.select("image_id"), any_done, n_todo, lc.broadcast_max_ids)
+        chunk = label.restrict_to_todo(chunk, todo.select("image_id"), every_image, n_todo, lc.broadcast_max_ids)
         # one scoring of the chunk feeds several tables (labels, failures, heads): materialised, lineage
         # cut, before the first write (a cache would be recomputed once image_labels changes: the work
         # list reads it)
         scored = label.scored(chunk, cfg, udf).localCheckpoint(eager=True)
-        rows = io.insert_new(label.to_labels(scored, rm), cfg, T.IMAGE_LABELS)
+        # Appended, not merged: every row is an id of the work list, which has neither labels nor a
+        # failure for this version, so a key check would only re-read the table's ids (every chunk,
+        # every night). One run per model version at a time (the bundle's jobs run one at a time);
+        # a killed run's committed chunks are off the rerun's work list.
+        rows = io.write(label.to_labels(scored, rm), cfg, T.IMAGE_LABELS, mode="append")
         res.add(T.IMAGE_LABELS, rows)
         failed = label.failures(scored, rm)
         if not failed.isEmpty():
-            n_failed = io.insert_new(failed, cfg, T.IMAGE_LABEL_FAILURES)
+            n_failed = io.write(failed, cfg, T.IMAGE_LABEL_FAILURES, mode="append")
             res.add(T.IMAGE_LABEL_FAILURES, n_failed)
             log.warning("chunk %d/%d: %d image(s) could not be scored by %s (image_label_failures: not retried "
                         "for this model version)", i + 1, n, n_failed, rm.model_version)
         if heads:
+            # by key: labels dropped by hand to relabel a version leave these heads' rows behind
             areas, aesthetics = label.head_outputs(scored, heads_version)
             res.add(T.IMAGE_AREAS, io.insert_new(areas, cfg, T.IMAGE_AREAS))
             res.add(T.IMAGE_AESTHETICS, io.insert_new(aesthetics, cfg, T.IMAGE_AESTHETICS))

@@ -94,6 +94,9 @@ class IngestConfig(_Section):
     min_side: int = Field(32, ge=1)
     phash_max_distance: int = Field(10, ge=0, le=256)
     partitions: int = Field(8, ge=1)
+    layout: Literal["flat", "dated"] = "flat"
+    lookback_days: int = Field(1, ge=0, le=366)
+    manifest_date_column: str = "ingest_date"
 
     @field_validator("phash_max_distance")
     @classmethod

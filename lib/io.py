@@ -87,8 +87,10 @@ def write(df: DataFrame, cfg: Config, table: Table, *, mode: str = "overwrite",
         raise ValueError(f"mode must be overwrite or append, not {mode!r}")
     path = table_path(cfg, table)
     spark = df.sparkSession
-    if replace_where and not DeltaTable.isDeltaTable(spark, path):
+    existed = DeltaTable.isDeltaTable(spark, path)
+    if replace_where and not existed:
         replace_where = None  # no table yet: replacing those rows is writing the table
+    before = version(spark, cfg, table) if existed else -1
     writer = conform(df, table).write.format("delta").mode(mode)
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
@@ -98,17 +100,21 @@ def write(df: DataFrame, cfg: Config, table: Table, *, mode: str = "overwrite",
         writer = writer.option("overwriteSchema", "true")
     writer.save(path)
     _register(spark, cfg, table, path)
-    rows = _last_commit_rows(spark, path)
+    # a write of nothing may not commit at all: then the last commit is an earlier one's
+    rows = _last_commit_rows(spark, path) if version(spark, cfg, table) > before else 0
     log.info("wrote %s: %d rows (%s%s)", table.name, rows, mode,
              f", {replace_where}" if replace_where else "")
     return rows
 
 
-def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
+def insert_new(df: DataFrame, cfg: Config, table: Table, *, target_where: Optional[str] = None) -> int:
     """Insert the rows whose key is not in the table yet (MERGE, insert-only).
 
     Idempotent: re-inserting the same rows changes nothing, so a rerun (or a
-    killed run, rerun) never duplicates a row. Returns rows inserted.
+    killed run, rerun) never duplicates a row. ``target_where`` (SQL on the target's
+    columns, prefixed ``t.``) limits the key check to the target rows it matches, which
+    Delta uses to skip files by their statistics; the caller guarantees that a key outside
+    it cannot come again. Returns rows inserted.
     """
     path = table_path(cfg, table)
     spark = df.sparkSession
@@ -120,6 +126,8 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     for p in table.partition_by:  # lets Delta prune partitions of the target
         if p not in table.keys and table.partition_follows_key:
             cond += f" AND t.`{p}` <=> s.`{p}`"
+    if target_where:
+        cond += f" AND ({target_where})"
     (DeltaTable.forPath(spark, path).alias("t")
      .merge(data.dropDuplicates(list(table.keys)).alias("s"), cond)
      .whenNotMatchedInsertAll().execute())

@@ -94,6 +94,12 @@ IMAGES_REJECTED = Table("images_rejected", _s(
     ("detail", StringType()), ("rejected_at", TimestampType())),
     keys=("uri",), description="files that failed a check, with the reason; the job still succeeds")
 
+INGEST_LOG = Table("ingest_log", _s(
+    ("source", StringType()), ("position", DateType()), ("files", LongType()), ("logged_at", TimestampType())),
+    keys=("source", "logged_at"),
+    description="one row per incremental ingest run and source (a dated tree or a dated manifest): the last day "
+                "read, the next run's watermark")
+
 # ---------------------------------------------------------------- labels (label_images)
 IMAGE_LABELS = Table("image_labels", _s(
     ("image_id", StringType()), ("model_version", StringType()),
@@ -211,11 +217,11 @@ STAGE_RUNS = Table("stage_runs", _s(
 
 ALL_TABLES: dict[str, Table] = {t.name: t for t in [
     SALES, USERS, VISITS, PURCHASES, TRUTH_IMAGES, TRUTH_USERS, IMAGES, IMAGE_SOURCES,
-    IMAGES_REJECTED, IMAGE_LABELS, IMAGE_LABEL_FAILURES, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
+    IMAGES_REJECTED, INGEST_LOG, IMAGE_LABELS, IMAGE_LABEL_FAILURES, THEMES, IMAGE_THEMES, SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS,
     SALE_NEIGHBORS, CANDIDATES, TRAINING_SET, RERANK_EVAL, RECOMMENDATIONS, IMAGE_AREAS, IMAGE_AESTHETICS, HEAD_EVAL, SALE_GALLERY, MODEL_METRICS,
     STAGE_RUNS]}
 
 # Tables made from the demo world's image files: a regenerated world rewrites those files
 # under the same paths, so generate_world drops these (ingest and labelling then start over).
-FROM_WORLD_FILES: list[Table] = [IMAGES, IMAGE_SOURCES, IMAGES_REJECTED, IMAGE_LABELS, IMAGE_LABEL_FAILURES, THEMES, IMAGE_THEMES,
+FROM_WORLD_FILES: list[Table] = [IMAGES, IMAGE_SOURCES, IMAGES_REJECTED, INGEST_LOG, IMAGE_LABELS, IMAGE_LABEL_FAILURES, THEMES, IMAGE_THEMES,
                                  SALE_THEMES, USER_THEMES, TAG_ATTRACTIVENESS]

@@ -92,3 +92,72 @@ def test_manifest_input(spark, tmp_path):
     assert rejected == {"zero.jpg": "empty", "missing.jpg": "missing"}
     assert {os.path.basename(r.uri) for r in io.read(spark, cfg, T.IMAGE_SOURCES).collect()} == {"good.jpg", "alpha.png"}
     assert items  # the corpus was written
+
+
+def _jpeg(path, seed: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    arr = (np.random.default_rng(seed).random((48, 48, 3)) * 255).astype("uint8")
+    Image.fromarray(arr).save(path, format="JPEG", quality=80)
+
+
+def test_dated_tree_lists_only_new_day_folders(spark, tmp_path, caplog):
+    from vistarank.vision import ingest
+
+    tree = tmp_path / "tree"
+    _jpeg(str(tree / "2026-03-01" / "S1" / "a.jpg"), 1)
+    _jpeg(str(tree / "2026-03-02" / "S1" / "b.jpg"), 2)
+    _jpeg(str(tree / "2026-03-03" / "S2" / "c.jpg"), 3)
+    _jpeg(str(tree / "not-a-day" / "S3" / "x.jpg"), 4)
+    cfg = make_cfg(str(tmp_path / "lh"), f"ingest.source={tree}", "ingest.layout=dated", "ingest.lookback_days=1")
+    with caplog.at_level("WARNING"):
+        assert ingest_images.run(spark, cfg).outputs["image_sources"] == 3  # the first run: every day
+    assert "not-a-day" in caplog.text
+    src = {os.path.basename(r.uri): r.sale_id for r in io.read(spark, cfg, T.IMAGE_SOURCES).collect()}
+    assert src == {"a.jpg": "S1", "b.jpg": "S1", "c.jpg": "S2"}
+    assert [r.position.isoformat() for r in io.read(spark, cfg, T.INGEST_LOG).collect()] == ["2026-03-03"]
+    # the next night: a new day, a late file in the last day, and one in a day long past
+    _jpeg(str(tree / "2026-03-04" / "S2" / "d.jpg"), 5)
+    _jpeg(str(tree / "2026-03-03" / "S2" / "late.jpg"), 6)
+    _jpeg(str(tree / "2026-03-01" / "S1" / "too_late.jpg"), 7)
+    listing = ingest.list_sources(spark, cfg)
+    assert (listing.since.isoformat(), listing.n_days) == ("2026-03-02", 3)
+    listed = [r.uri for r in listing.files.collect()]
+    assert all("/2026-03-01/" not in u for u in listed)  # days before the window are not listed
+    assert ingest_images.run(spark, cfg).outputs["image_sources"] == 2
+    got = {os.path.basename(r.uri) for r in io.read(spark, cfg, T.IMAGE_SOURCES).collect()}
+    assert got == {"a.jpg", "b.jpg", "c.jpg", "d.jpg", "late.jpg"}  # too_late.jpg: older than the lookback
+    assert ingest_images.run(spark, cfg).outputs == {"images": 0, "image_sources": 0, "images_rejected": 0}
+    assert max(r.position for r in io.read(spark, cfg, T.INGEST_LOG).collect()).isoformat() == "2026-03-04"
+
+
+def test_dated_manifest_is_read_from_its_last_day(spark, tmp_path):
+    import datetime as dt
+
+    import pytest
+
+    from vistarank.vision import ingest
+
+    files = tmp_path / "files"
+    for i in range(4):
+        _jpeg(str(files / f"p{i}.jpg"), 10 + i)
+    manifest = str(tmp_path / "manifest")
+    rows = [("S1", str(files / "p0.jpg"), dt.date(2026, 5, 1)), ("S1", str(files / "p1.jpg"), dt.date(2026, 5, 2))]
+    schema = "sale_id string, uri string, ingest_date date"
+    spark.createDataFrame(rows, schema).write.format("delta").partitionBy("ingest_date").save(manifest)
+    cfg = make_cfg(str(tmp_path / "lh"), f"ingest.manifest={manifest}", "ingest.lookback_days=0")
+    assert ingest_images.run(spark, cfg).outputs["image_sources"] == 2
+    spark.createDataFrame([("S2", str(files / "p2.jpg"), dt.date(2026, 5, 3))], schema).write.format(
+        "delta").mode("append").save(manifest)
+    listing = ingest.list_sources(spark, cfg)
+    assert listing.since == dt.date(2026, 5, 2)
+    # partition pruning: only the window's days are read
+    assert all("ingest_date=2026-05-01" not in f for f in listing.files.inputFiles())
+    assert ingest_images.run(spark, cfg).outputs["image_sources"] == 1
+    # an entry with no day cannot be placed in the incremental contract: a clear error
+    spark.createDataFrame([("S2", str(files / "p3.jpg"), None)], schema).write.format(
+        "delta").mode("append").save(manifest)
+    with pytest.raises(io.SchemaError, match="no valid ingest_date"):
+        ingest_images.run(spark, cfg)

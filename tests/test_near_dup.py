@@ -54,3 +54,20 @@ def test_a_distance_that_cannot_be_served_is_refused_clearly():
         plan_bands(64)
     with pytest.raises(ConfigError, match="phash_max_distance"):
         load_config(overrides=["ingest.phash_max_distance=64"])
+
+
+@pytest.mark.parametrize("distance", [0, 10, 17])
+def test_band_columns_in_spark_equal_band_values(spark, distance):
+    """The stored side's keys are computed by Spark expressions: they must be the Python keys."""
+    from pyspark.sql import functions as F
+
+    from vistarank.udfs.near_dup import band_columns
+
+    plan = plan_bands(distance)
+    rng = random.Random(7)
+    hashes = [f"{rng.getrandbits(256):064x}" for _ in range(40)] + ["f" * 64, "0" * 64, "8" + "0" * 63]
+    df = spark.createDataFrame([(h,) for h in hashes], "phash string")
+    got = {r.phash: [(b.band, b.key) for b in r.bk]
+           for r in df.select("phash", band_columns(F.col("phash"), plan.widths).alias("bk")).collect()}
+    for h in hashes:
+        assert got[h] == list(enumerate(band_values(h, plan.widths))), (h, plan)

@@ -144,18 +144,19 @@ def test_label_images_incremental_versioned_and_exactly_once(spark, ingested, ti
     n_images = io.read(spark, cfg, T.IMAGES).count()
 
     # a run killed after its first chunk keeps that chunk ...
-    real_insert, calls = io.insert_new, []
+    real_write, calls = io.write, []
 
-    def dying_insert(df, c, table):
-        calls.append(table.name)
-        if len(calls) == 2:
-            raise RuntimeError("executor lost")
-        return real_insert(df, c, table)
+    def dying_write(df, c, table, **kw):
+        if table.name == "image_labels":  # labels are appended, one commit per chunk
+            calls.append(table.name)
+            if len(calls) == 2:
+                raise RuntimeError("executor lost")
+        return real_write(df, c, table, **kw)
 
-    monkeypatch.setattr(label_images.io, "insert_new", dying_insert)
+    monkeypatch.setattr(label_images.io, "write", dying_write)
     with pytest.raises(RuntimeError, match="executor lost"):
         label_images.run(spark, cfg)
-    monkeypatch.setattr(label_images.io, "insert_new", real_insert)
+    monkeypatch.setattr(label_images.io, "write", real_write)
     partial = _labels(spark, cfg).count()
     assert 0 < partial < n_images
     # ... and the rerun scores the rest: every image exactly once

@@ -105,6 +105,25 @@ def lookup_keys(value: int, width: int, radius: int) -> Iterator[int]:
 KEYS_SCHEMA = "image_id string, phash string, band int, key long"
 
 
+def band_columns(phash, widths: tuple[int, ...]):
+    """The exact band values of a hex hash column as Spark expressions (no Python worker):
+    an array of (band, key) structs equal to :func:`band_values`. Each band is cut from the
+    hex digits that cover it (at most 13 digits, within a signed 64-bit long), shifted and
+    masked. Stored images take this path every night, so it costs a column scan, not a
+    Python round trip per catalogue row."""
+    from pyspark.sql import functions as F
+
+    out, start = [], 0
+    for band, w in enumerate(widths):
+        end = start + w
+        lo, hi = start // 4, -(-end // 4)  # hex digits [lo, hi) cover bits [start, end)
+        value = F.conv(F.substring(phash, lo + 1, hi - lo), 16, 10).cast("long")
+        key = F.shiftright(value, 4 * hi - end).bitwiseAND(F.lit((1 << w) - 1))
+        out.append(F.struct(F.lit(band).alias("band"), key.alias("key")))
+        start = end
+    return F.array(*out)
+
+
 def keys_fn(widths: tuple[int, ...], radius: int):
     """mapInPandas function: (image_id, phash) rows to (image_id, phash, band, key) rows; with
     ``radius`` 0 the exact band values (stored images), else every key within the radius."""

@@ -1,9 +1,15 @@
 """ingest_images: files to the images / image_sources / images_rejected tables.
 
 - Listing uses Spark's binaryFile source (note: Spark's file sources never list zero-byte
-  files, so an empty file in a tree is not seen; from a manifest it is rejected as ``empty``) with only path and length selected, so no
-  file content is read to list; files already ingested or rejected are skipped by an
-  anti-join on the URI (incremental).
+  files, so an empty file in a tree is not seen; from a manifest it is rejected as ``empty``)
+  with only the path selected, so no file content is read to list; files already ingested
+  or rejected are skipped by an anti-join on the URI (incremental).
+- What is listed grows with the night, not the catalogue, for dated sources: a tree laid
+  out ``<root>/<yyyy-mm-dd>/<sale_id>/<file>`` (``ingest.layout: dated``) lists only day
+  folders from the last one ingested (minus ``ingest.lookback_days``), and a manifest with
+  an ``ingest.manifest_date_column`` is read from that day on (a manifest partitioned by it
+  is pruned). The last day read is logged in ``ingest_log``; known URIs are then read from
+  the day before the window only. A flat tree or an undated manifest is read in full.
 - Each new file is read, checked and hashed in the workers (udfs.images). Exact
   duplicates share an image_id (sha256 of the bytes) and collapse into one image; every
   (sale, file) link is kept in image_sources.
@@ -15,22 +21,28 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vistarank import io
 from vistarank import tables as T
-from vistarank.config import Config
+from vistarank.config import Config, join
 from vistarank.udfs.images import CHECK_SCHEMA, PHASH_BITS, check_files_fn
-from vistarank.udfs.near_dup import KEYS_SCHEMA, keys_fn, plan_bands
+from vistarank.udfs.near_dup import KEYS_SCHEMA, band_columns, keys_fn, plan_bands
 
 log = logging.getLogger(__name__)
 
 
-def list_tree(spark: SparkSession, root: str, extensions: list[str]) -> DataFrame:
-    """Every file under ``root``: uri, sale_id (its folder's name), supported (by extension)."""
-    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(root)
+def _tree_files(spark: SparkSession, paths: list[str], extensions: list[str]) -> DataFrame:
+    """Every file under ``paths``: uri, sale_id (its folder's name), supported (by extension)."""
+    files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(paths)
              .select(F.col("path").alias("uri")))
     exts = [e.lower().lstrip(".") for e in extensions]
     ext = F.lower(F.regexp_extract("uri", r"\.([^./]+)$", 1))
@@ -38,6 +50,80 @@ def list_tree(spark: SparkSession, root: str, extensions: list[str]) -> DataFram
         "uri",
         F.element_at(F.split("uri", "/"), -2).alias("sale_id"),
         ext.isin(exts).alias("supported"))
+
+
+def list_tree(spark: SparkSession, root: str, extensions: list[str]) -> DataFrame:
+    """Every file under ``root`` (a flat tree ``<root>/<sale_id>/<file>``, listed in full)."""
+    return _tree_files(spark, [root], extensions)
+
+
+FILES_SCHEMA = "uri string, sale_id string, supported boolean"
+DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class Listing:
+    """What one ingest run reads from its source.
+
+    ``since``: the first day read (None: the whole source); known URIs and the key checks
+    of image_sources and images_rejected are limited to rows written from the day before
+    it. ``position``: the last day read, logged in ingest_log as the next run's watermark
+    (None for a source read in full)."""
+    source: str
+    files: DataFrame
+    since: Optional[dt.date] = None
+    position: Optional[dt.date] = None
+    n_days: int = 0
+
+
+def _is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file:")
+
+
+def top_level_dirs(spark: SparkSession, root: str) -> list[str]:
+    """Names of the folders directly under ``root`` (one level: no recursive listing).
+    Hadoop's FileSystem where the driver has a JVM (any scheme it knows: s3a, abfss, gs,
+    dbfs), else the local filesystem."""
+    jvm = getattr(spark, "_jvm", None)
+    if jvm is not None:
+        path = jvm.org.apache.hadoop.fs.Path(root)
+        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+        if not fs.exists(path):
+            raise FileNotFoundError(f"ingest.source {root} does not exist")
+        return [st.getPath().getName() for st in fs.listStatus(path) if st.isDirectory()]
+    if not _is_local(root):
+        raise RuntimeError(f"listing {root} needs the driver's JVM (Hadoop FileSystem); not available here")
+    local = root[len("file:"):] if root.startswith("file:") else root
+    if not os.path.isdir(local):
+        raise FileNotFoundError(f"ingest.source {root} does not exist")
+    return [e.name for e in os.scandir(local) if e.is_dir()]
+
+
+def _parse_day(name: str) -> Optional[dt.date]:
+    if not DATE_DIR.match(name):
+        return None
+    try:
+        return dt.date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+def list_dated_tree(spark: SparkSession, root: str, extensions: list[str], since: Optional[dt.date]) -> Listing:
+    """A tree laid out by day, ``<root>/<yyyy-mm-dd>/<sale_id>/<file>``: the day folders from
+    ``since`` on are listed (all of them when ``since`` is None); the others are not touched."""
+    names = top_level_dirs(spark, root)
+    days = {d: n for n in names if (d := _parse_day(n)) is not None}
+    other = sorted(n for n in names if _parse_day(n) is None)
+    if other:
+        log.warning("ingest.layout=dated: %d folder(s) under %s are not yyyy-mm-dd days and are not ingested "
+                    "(e.g. %s)", len(other), root, ", ".join(other[:3]))
+    chosen = sorted(d for d in days if since is None or d >= since)
+    source = f"tree:{root}"
+    log.info("%s: %d of %d day folder(s) to list (from %s)", source, len(chosen), len(days), since or "the first")
+    if not chosen:
+        return Listing(source, spark.createDataFrame([], FILES_SCHEMA), since, since, 0)
+    files = _tree_files(spark, [join(root, days[d]) for d in chosen], extensions)
+    return Listing(source, files, since, chosen[-1], len(chosen))
 
 
 def read_manifest(spark: SparkSession, path: str) -> DataFrame:
@@ -51,14 +137,65 @@ def read_manifest(spark: SparkSession, path: str) -> DataFrame:
     missing = {"sale_id", "uri"} - set(df.columns)
     if missing:
         raise io.SchemaError(f"manifest {path}: missing columns {sorted(missing)} (have {df.columns})")
-    return df.select(F.col("uri").cast("string"), F.col("sale_id").cast("string"),
-                     F.lit(True).alias("supported"))
+    return df
 
 
-def list_sources(spark: SparkSession, cfg: Config) -> DataFrame:
-    if cfg.ingest.manifest:
-        return read_manifest(spark, cfg.ingest.manifest)
-    return list_tree(spark, cfg.images_root(), cfg.ingest.extensions)
+def _manifest_files(df: DataFrame) -> DataFrame:
+    return df.select(F.col("uri").cast("string"), F.col("sale_id").cast("string"), F.lit(True).alias("supported"))
+
+
+def list_manifest(spark: SparkSession, path: str, date_column: str, since: Optional[dt.date]) -> Listing:
+    """A manifest's entries: those dated from ``since`` on when it has ``date_column`` (a
+    manifest partitioned by it is pruned to those days), else every entry. An entry with no
+    date in a dated manifest is refused: the incremental contract needs one per entry."""
+    df = read_manifest(spark, path)
+    source = f"manifest:{path}"
+    if date_column not in df.columns:
+        log.info("%s has no %s column: read in full (every run lists every entry)", source, date_column)
+        return Listing(source, _manifest_files(df))
+    day = F.to_date(F.col(date_column))
+    window = df.where((day >= F.lit(since)) | day.isNull()) if since else df
+    window = window.withColumn("_day", day)
+    stats = window.agg(F.max("_day").alias("last"), F.count_if(F.col("_day").isNull()).alias("undated")).first()
+    if stats["undated"]:
+        raise io.SchemaError(
+            f"manifest {path}: {stats['undated']} entr{'y has' if stats['undated'] == 1 else 'ies have'} no valid "
+            f"{date_column} (a date or yyyy-mm-dd text); a manifest with that column is read by day and needs one "
+            "per entry (or drop the column to read the whole manifest every run)")
+    position = max(d for d in (stats["last"], since) if d is not None) if (stats["last"] or since) else None
+    log.info("%s: entries from %s to %s", source, since or "the first day", position)
+    return Listing(source, _manifest_files(window), since, position)
+
+
+def watermark(spark: SparkSession, cfg: Config, source: str) -> Optional[dt.date]:
+    """The last day an earlier run read from ``source`` (ingest_log), or None."""
+    row = (io.read_or_empty(spark, cfg, T.INGEST_LOG).where(F.col("source") == source)
+           .agg(F.max("position").alias("p")).first())
+    return row["p"] if row else None
+
+
+def list_sources(spark: SparkSession, cfg: Config) -> Listing:
+    """This run's files: a manifest or a tree, incrementally where the source is dated."""
+    ic = cfg.ingest
+
+    def since(source: str) -> Optional[dt.date]:
+        wm = watermark(spark, cfg, source)
+        return wm - dt.timedelta(days=ic.lookback_days) if wm else None
+
+    if ic.manifest:
+        return list_manifest(spark, ic.manifest, ic.manifest_date_column, since(f"manifest:{ic.manifest}"))
+    root = cfg.images_root()
+    if ic.layout == "dated":
+        return list_dated_tree(spark, root, ic.extensions, since(f"tree:{root}"))
+    return Listing(f"tree:{root}", list_tree(spark, root, ic.extensions))
+
+
+def window_start(listing: Listing) -> Optional[dt.datetime]:
+    """Rows written from this instant on can hold this run's URIs (a day of slack before
+    ``since`` for clocks and time zones); None: any row can."""
+    if listing.since is None:
+        return None
+    return dt.datetime.combine(listing.since - dt.timedelta(days=1), dt.time())
 
 
 def new_files(files: DataFrame, known_uris: DataFrame) -> DataFrame:
@@ -110,51 +247,85 @@ def hamming(a: Column, b: Column) -> Column:
     return total
 
 
-def near_duplicate_pairs(new: DataFrame, existing: DataFrame, max_distance: int) -> DataFrame:
-    """(image_id, other_id, distance) for new images within ``max_distance`` of another image.
+ID_BAND = -1  # the pseudo band that carries each image's id: the same join finds what is stored already
+
+
+def catalogue_matches(new: DataFrame, existing: DataFrame, max_distance: int) -> DataFrame:
+    """One pass over the catalogue's ``(image_id, phash)`` for a night's new images:
+    rows ``(image_id, other_id, distance, stored)``.
+
+    - ``stored``: the new image's bytes are in the catalogue already (same image_id);
+    - else a near-duplicate pair within ``max_distance`` (when it is above 0).
 
     Multi-index hashing (:mod:`vistarank.udfs.near_dup`): each new image is looked up under
     every band key within the plan's radius, every image is stored under its exact band
     values, so the candidates per image stay bounded as the catalogue grows and every pair
-    within the distance is found. ``other`` is an existing image, or a new one with a
-    smaller id, so each pair has a canonical direction and an earlier image stays the original.
+    within the distance is found. The id rides in the same join as one more band (key: a
+    64-bit hash of the id, confirmed on the id itself), so the catalogue is scanned once.
+    ``other`` is an existing image, or a new one with a smaller id, so each pair has a
+    canonical direction and an earlier image stays the original.
     """
-    plan = plan_bands(max_distance)
-    new_h = new.select("image_id", "phash").where(F.col("phash").isNotNull())
-    lookups = new_h.mapInPandas(keys_fn(plan.widths, plan.radius), KEYS_SCHEMA)
-    stored = (existing.select("image_id", "phash").unionByName(new_h).dropDuplicates(["image_id"])
-              .mapInPandas(keys_fn(plan.widths, 0), KEYS_SCHEMA))
-    is_old = existing.select(F.col("image_id").alias("other_id")).withColumn("old", F.lit(True))
-    pairs = (lookups.alias("a").join(stored.alias("b"), ["band", "key"])
-             .where(F.col("a.image_id") != F.col("b.image_id"))
-             .select(F.col("a.image_id").alias("image_id"), F.col("b.image_id").alias("other_id"),
-                     hamming(F.col("a.phash"), F.col("b.phash")).alias("distance"))
-             .where(F.col("distance") <= max_distance)
-             .dropDuplicates(["image_id", "other_id"]))
-    pairs = pairs.join(is_old, "other_id", "left")
-    return pairs.where(F.col("old").isNotNull() | (F.col("other_id") < F.col("image_id"))).drop("old")
+    plan = plan_bands(max(max_distance, 0))
+    new_h = new.select("image_id", "phash")
+    id_key = F.struct(F.lit(ID_BAND).alias("band"), F.xxhash64("image_id").alias("key"))
+    lookups = new_h.select("image_id", "phash", F.explode(F.array(id_key)).alias("bk"))
+    if max_distance > 0:
+        lookups = lookups.unionByName(
+            new_h.where(F.col("phash").isNotNull()).mapInPandas(keys_fn(plan.widths, plan.radius), KEYS_SCHEMA)
+            .select("image_id", "phash", F.struct("band", "key").alias("bk")))
+    lookups = lookups.select("image_id", "phash", "bk.band", "bk.key")
+
+    def exact(df: DataFrame, old: bool) -> DataFrame:  # stored side: Spark expressions, one column scan
+        keys = F.array(id_key)
+        if max_distance > 0:
+            keys = F.when(F.col("phash").isNull(), keys).otherwise(
+                F.concat(keys, band_columns(F.col("phash"), plan.widths)))
+        return (df.select("image_id", "phash", F.lit(old).alias("old"), F.explode(keys).alias("bk"))
+                .select("image_id", "phash", "old", "bk.band", "bk.key"))
+
+    stored = exact(existing.select("image_id", "phash"), True)
+    if max_distance > 0:  # pairs among the night's new images
+        stored = stored.unionByName(exact(new_h, False).where(F.col("band") != ID_BAND))
+    a_id, b_id = F.col("a.image_id"), F.col("b.image_id")
+    same = (F.col("band") == ID_BAND) & (a_id == b_id) & F.col("b.old")
+    pair = (F.col("band") != ID_BAND) & (a_id != b_id) & (F.col("b.old") | (b_id < a_id))
+    rows = (lookups.alias("a").join(stored.alias("b"), ["band", "key"]).where(same | pair)
+            .select(a_id.alias("image_id"), b_id.alias("other_id"),
+                    F.when(same, F.lit(0)).otherwise(hamming(F.col("a.phash"), F.col("b.phash"))).alias("distance"),
+                    same.alias("stored")))
+    return rows.where(F.col("stored") | (F.col("distance") <= max_distance)).dropDuplicates(["image_id", "other_id"])
 
 
-def flag_near_duplicates(new: DataFrame, existing: DataFrame, max_distance: int) -> DataFrame:
-    """New images with near_duplicate_of = the smallest qualifying other image_id (or null)."""
-    if max_distance <= 0:
-        return new
-    best = (near_duplicate_pairs(new, existing, max_distance)
-            .groupBy("image_id").agg(F.min("other_id").alias("_dup")))
-    return (new.join(best, "image_id", "left")
+def only_new_images(new: DataFrame, existing: DataFrame, max_distance: int) -> DataFrame:
+    """The night's images that are not in the catalogue yet, with ``near_duplicate_of`` = the
+    smallest qualifying other image_id (or null). One scan of the catalogue's ids and hashes;
+    the matches (a few rows per image) are materialised for the two uses, with the lineage cut
+    (a cache could be matched by a later run's equal-looking plan over the same source path)."""
+    matches = catalogue_matches(new, existing, max_distance).localCheckpoint(eager=True)
+    stored = matches.where("stored").select("image_id")
+    best = (matches.where(~F.col("stored")).groupBy("image_id").agg(F.min("other_id").alias("_dup")))
+    return (new.join(stored, "image_id", "left_anti").join(best, "image_id", "left")
             .withColumn("near_duplicate_of", F.col("_dup")).drop("_dup"))
 
 
-def known_uris(spark: SparkSession, cfg: Config) -> DataFrame:
-    return (io.read_or_empty(spark, cfg, T.IMAGE_SOURCES).select("uri")
-            .unionByName(io.read_or_empty(spark, cfg, T.IMAGES_REJECTED).select("uri")))
+def known_uris(spark: SparkSession, cfg: Config, since: Optional[dt.datetime] = None) -> DataFrame:
+    """URIs already ingested or rejected; from ``since`` on only (Delta skips older files by
+    their statistics on ingested_at / rejected_at) when the listing says that is enough."""
+    sources = io.read_or_empty(spark, cfg, T.IMAGE_SOURCES)
+    rejected = io.read_or_empty(spark, cfg, T.IMAGES_REJECTED)
+    if since is not None:
+        sources = sources.where(F.col("ingested_at") >= F.lit(since))
+        rejected = rejected.where(F.col("rejected_at") >= F.lit(since))
+    return sources.select("uri").unionByName(rejected.select("uri"))
 
 
 def existing_images(spark: SparkSession, cfg: Config) -> DataFrame:
     return io.read_or_empty(spark, cfg, T.IMAGES).select("image_id", "phash")
 
 
-def plan(spark: SparkSession, cfg: Config) -> DataFrame:
-    """The checked rows of every new file (the job persists this once and splits it)."""
-    files = new_files(list_sources(spark, cfg), known_uris(spark, cfg))
-    return check(files, cfg)
+def plan(spark: SparkSession, cfg: Config) -> tuple[Listing, DataFrame]:
+    """This run's listing and the checked rows of every new file in it (the job persists
+    them once and splits them)."""
+    listing = list_sources(spark, cfg)
+    files = new_files(listing.files, known_uris(spark, cfg, window_start(listing)))
+    return listing, check(files, cfg)

@@ -1,8 +1,8 @@
 """label_images: score every image without labels for the configured model version.
 
 Incremental and versioned: the work list is an anti-join of images against
-image_labels for this model_version, on ids and ingest days only; results are inserted by
-key (image_id, model_version), in chunks of whole ingest days (about ``label.chunk_images``
+image_labels for this model_version, on ids and ingest days only, computed once per run;
+results are appended in chunks of whole ingest days (about ``label.chunk_images``
 images per Delta commit). ``images`` is partitioned by ingest day, so a chunk reads only
 its days' bytes: a nightly increment reads that night's images, a new model version reads
 each image once. A rerun scores nothing; a run killed mid-way keeps its finished
@@ -48,17 +48,28 @@ def todo_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
             .join(failed_ids(spark, cfg, model_version), "image_id", "left_anti"))
 
 
-def any_done(spark: SparkSession, cfg: Config, model_version: str) -> bool:
-    """Whether ``model_version`` has labelled, or failed on, any image yet (reads one row at most)."""
-    return not (done_ids(spark, cfg, model_version).unionByName(failed_ids(spark, cfg, model_version))
-                .limit(1).isEmpty())
+def work_list(spark: SparkSession, cfg: Config, model_version: str) -> tuple[DataFrame, list[tuple], bool]:
+    """The work list, computed once: (todo ids and days, materialised with the lineage cut;
+    images to do per ingest day; whether every image is to do).
+
+    One ids-only pass over images, image_labels and image_label_failures. The materialised
+    ids are what every chunk joins on, so the chunks' writes (which change what the anti-join
+    would read) neither re-read the ids nor change the list. "Every image is to do" (a first
+    run, a new model version) compares the count with the images table's row count, which
+    Delta answers from its log without reading data."""
+    todo = todo_ids(spark, cfg, model_version).localCheckpoint(eager=True)
+    day_counts = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
+    n_todo = sum(c for _, c in day_counts)
+    every = n_todo > 0 and n_todo == io.read(spark, cfg, T.IMAGES).count()
+    return todo, day_counts, every
 
 
-def restrict_to_todo(images: DataFrame, todo: DataFrame, any_done: bool, n_todo: int, broadcast_max: int) -> DataFrame:
+def restrict_to_todo(images: DataFrame, todo: DataFrame, every_image: bool, n_todo: int,
+                     broadcast_max: int) -> DataFrame:
     """The images to score, without shuffling image bytes where it can be avoided:
-    nothing labelled yet (first run, new version): every image, no join; few to do (the
-    nightly increment): a broadcast semi-join on the ids; else a shuffle semi-join."""
-    if not any_done:
+    every image to do (first run, new version): no join; few to do (the nightly
+    increment): a broadcast semi-join on the ids; else a shuffle semi-join."""
+    if every_image:
         return images
     if n_todo <= broadcast_max:
         return images.join(F.broadcast(todo), "image_id", "left_semi")
