@@ -72,6 +72,12 @@ def _last_commit_rows(spark: SparkSession, path: str) -> int:
     return 0
 
 
+def _rows_since(spark: SparkSession, cfg: Config, table: Table, before: int) -> int:
+    """Rows the last commit wrote, if the table moved past version ``before``: a write or a
+    MERGE that changes nothing may not commit at all, and then the last commit is an earlier one's."""
+    return _last_commit_rows(spark, table_path(cfg, table)) if version(spark, cfg, table) > before else 0
+
+
 def _register(spark: SparkSession, cfg: Config, table: Table, path: str) -> None:
     if cfg.lakehouse.schema_name:
         schema = cfg.lakehouse.schema_name
@@ -100,21 +106,17 @@ def write(df: DataFrame, cfg: Config, table: Table, *, mode: str = "overwrite",
         writer = writer.option("overwriteSchema", "true")
     writer.save(path)
     _register(spark, cfg, table, path)
-    # a write of nothing may not commit at all: then the last commit is an earlier one's
-    rows = _last_commit_rows(spark, path) if version(spark, cfg, table) > before else 0
+    rows = _rows_since(spark, cfg, table, before)
     log.info("wrote %s: %d rows (%s%s)", table.name, rows, mode,
              f", {replace_where}" if replace_where else "")
     return rows
 
 
-def insert_new(df: DataFrame, cfg: Config, table: Table, *, target_where: Optional[str] = None) -> int:
+def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     """Insert the rows whose key is not in the table yet (MERGE, insert-only).
 
     Idempotent: re-inserting the same rows changes nothing, so a rerun (or a
-    killed run, rerun) never duplicates a row. ``target_where`` (SQL on the target's
-    columns, prefixed ``t.``) limits the key check to the target rows it matches, which
-    Delta uses to skip files by their statistics; the caller guarantees that a key outside
-    it cannot come again. Returns rows inserted.
+    killed run, rerun) never duplicates a row. Returns rows inserted.
     """
     path = table_path(cfg, table)
     spark = df.sparkSession
@@ -126,13 +128,10 @@ def insert_new(df: DataFrame, cfg: Config, table: Table, *, target_where: Option
     for p in table.partition_by:  # lets Delta prune partitions of the target
         if p not in table.keys and table.partition_follows_key:
             cond += f" AND t.`{p}` <=> s.`{p}`"
-    if target_where:
-        cond += f" AND ({target_where})"
     (DeltaTable.forPath(spark, path).alias("t")
      .merge(data.dropDuplicates(list(table.keys)).alias("s"), cond)
      .whenNotMatchedInsertAll().execute())
-    # a MERGE that changes nothing may not commit at all: then nothing was inserted
-    rows = _last_commit_rows(spark, path) if version(spark, cfg, table) > before else 0
+    rows = _rows_since(spark, cfg, table, before)
     log.info("inserted into %s: %d new rows", table.name, rows)
     return rows
 

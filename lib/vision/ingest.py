@@ -65,9 +65,8 @@ DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 class Listing:
     """What one ingest run reads from its source.
 
-    ``since``: the first day read (None: the whole source); known URIs and the key checks
-    of image_sources and images_rejected are limited to rows written from the day before
-    it. ``position``: the last day read, logged in ingest_log as the next run's watermark
+    ``since``: the first day read (None: the whole source); known URIs are read from rows
+    written from the day before it only. ``position``: the last day read, logged in ingest_log as the next run's watermark
     (None for a source read in full)."""
     source: str
     files: DataFrame
@@ -113,7 +112,7 @@ def list_dated_tree(spark: SparkSession, root: str, extensions: list[str], since
     ``since`` on are listed (all of them when ``since`` is None); the others are not touched."""
     names = top_level_dirs(spark, root)
     days = {d: n for n in names if (d := _parse_day(n)) is not None}
-    other = sorted(n for n in names if _parse_day(n) is None)
+    other = sorted(set(names) - set(days.values()))
     if other:
         log.warning("ingest.layout=dated: %d folder(s) under %s are not yyyy-mm-dd days and are not ingested "
                     "(e.g. %s)", len(other), root, ", ".join(other[:3]))
