@@ -1,9 +1,11 @@
-"""Shared by the benchmark scripts: write a results document as JSON."""
+"""Shared by the benchmark scripts: write a results document as JSON; sample peak memory."""
 from __future__ import annotations
 
 import json
 import os
 import platform
+import threading
+import time
 
 
 def write(name: str, results: list[dict], out: str, **extra) -> None:
@@ -13,3 +15,64 @@ def write(name: str, results: list[dict], out: str, **extra) -> None:
     with open(out, "w") as fh:
         json.dump(doc, fh, indent=1)
     print("wrote", out)
+
+
+def local_spark(root: str, driver_memory: str, extra: dict | None = None):
+    """A local[2] session with the embedded default's settings (Delta), its status API on
+    (the benchmarks read stage metrics from it) and ``extra`` settings."""
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    from vistarank.config import load_config
+    from vistarank.session import embedded_conf
+
+    conf = embedded_conf(load_config("local", [f"lakehouse.root={root}", f"spark.driver_memory={driver_memory}"]))
+    conf.update({"spark.ui.enabled": "true", "spark.ui.showConsoleProgress": "false"} | (extra or {}))
+    builder = SparkSession.builder.master("local[2]")
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+class PeakRSS:
+    """Peak resident memory of this process tree, sampled every 0.2 s: in total, of the JVM
+    (the driver, which runs the executors in local mode) and of the Python workers (every
+    other child process)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.proc = psutil.Process()
+        self.peak = self.peak_jvm = self.peak_python = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                kids = self.proc.children(recursive=True)
+                jvm = sum(p.memory_info().rss for p in kids if p.name().startswith("java"))
+                py = sum(p.memory_info().rss for p in kids if not p.name().startswith("java"))
+                total = self.proc.memory_info().rss + jvm + py
+                self.peak, self.peak_jvm = max(self.peak, total), max(self.peak_jvm, jvm)
+                self.peak_python = max(self.peak_python, py)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self.peak = self.peak_jvm = self.peak_python = 0
+        self._stop.clear()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.thread.join()

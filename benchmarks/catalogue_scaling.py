@@ -53,7 +53,7 @@ import time
 import urllib.request
 
 import _results  # benchmarks/_results.py (scripts run from this folder's path)
-from rerank_scaling import PeakRSS
+from _results import PeakRSS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DAYS = 30
@@ -365,22 +365,9 @@ def main() -> None:
                    help="measure the date-laid tree arm for catalogues up to this size (writes that many files)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "catalogue_scaling.json"))
     args = p.parse_args()
-    from pyspark.sql import SparkSession
-
-    from vistarank.config import load_config
-    from vistarank.session import embedded_conf
-
     root = tempfile.mkdtemp(prefix="catalogue_")
-    conf = embedded_conf(load_config("local", [f"lakehouse.root={root}", "spark.driver_memory=8g"]))
-    conf.update({"spark.ui.enabled": "true", "spark.ui.showConsoleProgress": "false",
-                 # Parquet's vectored reads bypass Hadoop's FileSystem counters (StorageBytes)
-                 "spark.hadoop.parquet.hadoop.vectored.io.enabled": "false"})
-    builder = SparkSession.builder.master("local[2]")
-    for k, v in conf.items():
-        builder = builder.config(k, v)
-    os.environ.setdefault("PYSPARK_PYTHON", __import__("sys").executable)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    # Parquet's vectored reads bypass Hadoop's FileSystem counters (StorageBytes)
+    spark = _results.local_spark(root, "8g", {"spark.hadoop.parquet.hadoop.vectored.io.enabled": "false"})
     model = tiny_model(root)
     base = base_jpeg()
     results = [run_size(spark, root, n, model, base, n <= args.new_version_max, n <= args.tree_max)

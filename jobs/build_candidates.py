@@ -1,5 +1,7 @@
-"""build_candidates: sale neighbours (themes, content, co-visits) and, for every active user and
-every sale open on the run date, one score per engine; one Delta partition per run date."""
+"""build_candidates: sale neighbours (themes, content, co-visits) and, for a seeded sample of the
+active users (``recsys.candidates_sample``), every engine's score of every sale open on the run
+date (monitoring; the recommendations themselves are scored without writing pairs); one Delta
+partition per run date, partitions older than ``recsys.candidates_retention_days`` deleted."""
 from __future__ import annotations
 
 import logging
@@ -37,17 +39,23 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         log.warning("no sale_themes table (run fit_themes first): the image engine scores 0")
     inp = C.Inputs(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),
                    sale_themes)
-    built = C.build(inp, cfg.recsys, d)
+    built = C.build(spark, inp, cfg.recsys, d)
     try:
         where = f"run_date = '{d.isoformat()}'"  # a rerun of a date replaces exactly that date
         res.add(T.SALE_NEIGHBORS, io.write(built.neighbors, cfg, T.SALE_NEIGHBORS, replace_where=where))
-        res.add(T.CANDIDATES, io.write(built.candidates, cfg, T.CANDIDATES, replace_where=where))
+        if built.candidates is not None:
+            res.add(T.CANDIDATES, io.write(built.candidates, cfg, T.CANDIDATES, replace_where=where))
+            keep = cfg.recsys.candidates_retention_days
+            if keep > 0:
+                io.delete_where(spark, cfg, T.CANDIDATES, f"run_date < date_sub(DATE'{d.isoformat()}', {keep})")
     finally:
         built.release()
     runs.mark_current(cfg, "build_candidates", fp)
     s = built.stats
     res.add(T.MODEL_METRICS, record_metrics(spark, cfg, f"candidates@{d.isoformat()}", "build_candidates",
                                             {k: float(v) for k, v in s.items()}, int(s["open_sales"])))
+    if s["open_sales"] == 0:
+        log.warning("no sale is open on %s: nothing to recommend that day", d)
     res.notes.append(f"run date {d}: {s['active_users']:,} active users x {s['open_sales']:,} open sales; "
                      f"CF covers {100 * s['cf_coverage_open']:.0f}% of open sales and "
                      f"{100 * s['cf_coverage_new']:.0f}% of the {s['new_sales']} opened that day")

@@ -52,13 +52,13 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     win = TR.windows(first_day, d, rr)
     log.info("re-ranker windows: train %s.., validation %s.., evaluation %s..%s", win.train_start,
              win.validation_start, win.eval_start, win.end)
-    ctx = TR.context(visits, purchases, sales, sale_themes, win, rc, rr)
+    ctx = TR.context(spark, visits, purchases, sales, sale_themes, win, rc)
     try:
-        res.add(T.TRAINING_SET, io.write(TR.examples(ctx, purchases, win, rc, rr), cfg, T.TRAINING_SET))
+        res.add(T.TRAINING_SET, io.write(TR.examples(ctx, win, rr), cfg, T.TRAINING_SET))
         ex = io.read(spark, cfg, T.TRAINING_SET)
         train, valid, held = (ex.where(F.col("split") == s).cache() for s in ("train", "validation", "eval"))
-        fitted = M.fit(train, valid, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter)
-        no_img = M.fit(train, valid, NO_IMAGE, rr.reg_params, rr.elastic_net_params, rr.max_iter)
+        fitted = M.fit(train, valid, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism)
+        no_img = M.fit(train, valid, NO_IMAGE, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism)
         folder = model_folder(cfg)
         fitted.model.write().overwrite().save(join(folder, "model"))
         no_img.model.write().overwrite().save(join(folder, "ablation_no_image"))
@@ -71,28 +71,30 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         # offline evaluation on the held-out days
         results: dict[str, dict[str, float]] = {}
         scored = M.probability(no_img.model, M.probability(fitted.model, held), "p_no_image")
-        rank_pairs = ctx.features(TR.eval_pairs(purchases, sales, win), rc)
-        rank_scored = M.probability(no_img.model, M.probability(fitted.model, rank_pairs), "p_no_image").cache()
+        lists = TR.eval_lists(ctx, win, rr.exclude_bought)
+        rank_scored = M.probability(no_img.model, M.probability(fitted.model, lists), "p_no_image").cache()
         arms = {e: (e, False) for e in ENGINES} | {"meta": ("probability", True),
                                                    "meta_no_image": ("p_no_image", True)}
+        slices: dict[str, dict[str, dict[str, float]]] = {}
         for arm, (col, is_prob) in arms.items():
-            results[arm] = EV.pointwise(scored, col, is_prob) | EV.ranking(rank_scored, col, sales, rr.top_n)
-        rows = EV.lift_table(results)
-        edf = (spark.createDataFrame([(rr.model_version, r["arm"], r["metric"], float(r["value"]),
-                                       None if r["lift_vs_popularity"] is None else float(r["lift_vs_popularity"]),
-                                       int(results[r["arm"]].get("n_lists", 0))) for r in rows],
-                                     "model_version string, arm string, metric string, value double, "
-                                     "lift_vs_popularity double, n long")
-               .withColumn("evaluated_at", F.current_timestamp()))
-        res.add(T.RERANK_EVAL, io.write(edf, cfg, T.RERANK_EVAL,
+            # one pass per arm: every slice's ranking metrics (the formulas of Spark's
+            # RankingEvaluator, which tests/test_rerank.py checks them against)
+            slices[arm] = EV.sliced(rank_scored, col, purchases, rr.top_n)
+            results[arm] = EV.pointwise(scored, col, is_prob) | slices[arm].pop("all")
+        rows = EV.evaluation_rows(results, slices)
+        edf = EV.evaluation_frame(spark, rr.model_version, rows)
+        # merge_schema: tables written before the slice column gain it
+        res.add(T.RERANK_EVAL, io.write(edf, cfg, T.RERANK_EVAL, merge_schema=True,
                                         replace_where=f"model_version = '{rr.model_version}'"))
         out = join(cfg.reports_dir(), "rerank")
-        write_bytes(join(out, "evaluation.json"), json.dumps({"model": meta, "results": results}, indent=1).encode())
-        write_bytes(join(out, "evaluation.png"), EV.chart(rows))
+        write_bytes(join(out, "evaluation.json"), json.dumps({"model": meta, "results": results, "slices": slices},
+                                                             indent=1).encode())
+        write_bytes(join(out, "evaluation.png"), EV.chart([r for r in rows if r["slice"] == "all"]))
+        nd, rv = f"ndcg_at_{rr.top_n}", f"revenue_at_{rr.top_n}"
         metrics = {f"coef_{k}": v for k, v in coef.items()} | {
             "reg_param": fitted.reg_param, "elastic_net": fitted.elastic_net,
             "validation_auc": max(g["validation_auc"] for g in fitted.grid),
-            "eval_auc": results["meta"]["auc"], "eval_ndcg_at_10": results["meta"]["ndcg_at_10"]}
+            "eval_auc": results["meta"]["auc"], f"eval_{nd}": results["meta"][nd]}
         res.add(T.MODEL_METRICS, record_metrics(spark, cfg, rr.model_version, "train_reranker", metrics,
                                                 int(results["meta"]["n_lists"])))
         for df in (train, valid, held, rank_scored):
@@ -103,9 +105,10 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     m, p, ni = results["meta"], results["popularity"], results["meta_no_image"]
     res.notes.append(f"{rr.model_version}: regParam {fitted.reg_param:g}, elasticNet {fitted.elastic_net:g}; "
                      + ", ".join(f"{k} {v:+.2f}" for k, v in coef.items() if k != "intercept"))
-    res.notes.append(f"held-out: AUC {m['auc']:.3f} (no image {ni['auc']:.3f}), nDCG@10 {m['ndcg_at_10']:.3f} "
-                     f"(popularity {p['ndcg_at_10']:.3f}, no image {ni['ndcg_at_10']:.3f}), revenue@10 "
-                     f"{m['revenue_at_10']:.1f} (popularity {p['revenue_at_10']:.1f})")
+    k = rr.top_n
+    res.notes.append(f"held-out: AUC {m['auc']:.3f} (no image {ni['auc']:.3f}), nDCG@{k} {m[nd]:.3f} "
+                     f"(popularity {p[nd]:.3f}, no image {ni[nd]:.3f}), revenue@{k} "
+                     f"{m[rv]:.1f} (popularity {p[rv]:.1f}) over {int(m['n_lists'])} buyer-days")
     res.notes.append(f"evaluation: {join(out, 'evaluation.png')}")
     return res
 

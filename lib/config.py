@@ -186,6 +186,9 @@ class RecsysConfig(_Section):
     lsh_bucket_length: float = Field(0.5, gt=0)
     lsh_num_hash_tables: int = Field(6, ge=1)
     lsh_max_distance: float = Field(1.0, gt=0)
+    history_days: int = Field(56, ge=1)
+    candidates_sample: float = Field(0.02, ge=0, le=1)
+    candidates_retention_days: int = Field(14, ge=0)
 
 
 class RerankConfig(_Versioned):
@@ -195,11 +198,13 @@ class RerankConfig(_Versioned):
     warmup_days: int = Field(14, ge=0)
     eval_days: int = Field(7, ge=1)
     validation_days: int = Field(7, ge=1)
-    cf_snapshot_days: int = Field(7, ge=1)
+    train_days: int = Field(28, ge=0)
     reg_params: list[float] = Field(default_factory=lambda: [0.0, 0.001, 0.01, 0.1])
     elastic_net_params: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0])
     max_iter: int = Field(100, ge=1)
     top_n: int = Field(10, ge=1)
+    exclude_bought: bool = True
+    parallelism: int = Field(2, ge=1)
     review_users: int = Field(4, ge=1)
 
 

@@ -86,9 +86,10 @@ def _register(spark: SparkSession, cfg: Config, table: Table, path: str) -> None
 
 
 def write(df: DataFrame, cfg: Config, table: Table, *, mode: str = "overwrite",
-          replace_where: Optional[str] = None) -> int:
+          replace_where: Optional[str] = None, merge_schema: bool = False) -> int:
     """Write ``df`` to ``table``: ``overwrite`` (whole table, or the rows matching
-    ``replace_where``) or ``append``. Returns rows written."""
+    ``replace_where``) or ``append``. ``merge_schema``: a column the contract gained since
+    the table was written is added to it (older rows read it as null). Returns rows written."""
     if mode not in ("overwrite", "append"):
         raise ValueError(f"mode must be overwrite or append, not {mode!r}")
     path = table_path(cfg, table)
@@ -100,6 +101,8 @@ def write(df: DataFrame, cfg: Config, table: Table, *, mode: str = "overwrite",
     writer = conform(df, table).write.format("delta").mode(mode)
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     if replace_where:
         writer = writer.option("replaceWhere", replace_where)
     elif mode == "overwrite":
@@ -179,3 +182,22 @@ def drop(spark: SparkSession, cfg: Config, table: Table) -> bool:
     remove_tree(path)
     log.info("dropped %s (%s)", table.name, path)
     return True
+
+
+def delete_where(spark: SparkSession, cfg: Config, table: Table, condition: str) -> int:
+    """Delete a table's rows matching a SQL condition (a retention rule: on a partition
+    column, Delta removes whole files). Returns the rows deleted (Delta's commit metrics);
+    0 when the table does not exist or nothing matched."""
+    path = table_path(cfg, table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return 0
+    before = version(spark, cfg, table)
+    dt_ = DeltaTable.forPath(spark, path)
+    dt_.delete(condition)
+    n = 0
+    if version(spark, cfg, table) > before:
+        m = dt_.history(1).first()["operationMetrics"] or {}
+        n = int(m.get("numDeletedRows", 0))
+    if n:
+        log.info("%s: %d row(s) deleted (%s)", table.name, n, condition)
+    return n

@@ -35,3 +35,49 @@ def page(title: str, run_date: dt.date, sections: list[tuple[str, str]]) -> byte
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     parts.append("</body></html>")
     return "".join(parts).encode("utf-8")
+
+
+def run_report(spark, cfg, d: dt.date, recs) -> tuple[str, dict]:
+    """The run report ``reports/report_<run date>.html``: the stages' last runs, the
+    recommendations (counts, contributing engines, the review picture), the re-ranker's
+    held-out evaluation (all lists and by slice), the themes. Returns its path and the
+    recommendations' summary."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.config import join
+    from vistarank.files import write_bytes
+
+    rr = cfg.rerank
+    k = rr.top_n
+    stats = recs.agg(F.countDistinct("user_id").alias("users"), F.count("*").alias("rows"),
+                     F.avg("probability").alias("mean_probability")).first().asDict()
+    engines = [r.asDict() for r in recs.groupBy("top_engine").count().orderBy(F.desc("count")).collect()]
+    ev_rows = io.read(spark, cfg, T.RERANK_EVAL).where(F.col("model_version") == rr.model_version)
+    has_slice = "slice" in ev_rows.columns
+    all_lists = (F.col("slice").isNull() | (F.col("slice") == "all")) if has_slice else F.lit(True)
+    evaluation = [r.asDict() for r in ev_rows.where(all_lists & F.col("metric").isin(
+        "auc", f"ndcg_at_{k}", f"precision_at_{k}", f"revenue_at_{k}"))
+                  .groupBy("arm").pivot("metric").agg(F.first("value")).orderBy("arm").collect()]
+    by_slice = ([r.asDict() for r in ev_rows.where(~all_lists & (F.col("metric") == f"ndcg_at_{k}"))
+                 .groupBy("slice").pivot("arm").agg(F.first("value")).orderBy("slice").collect()]
+                if has_slice else [])
+    stage_rows = [r.asDict() for r in io.read(spark, cfg, T.STAGE_RUNS)
+                  .withColumn("r", F.row_number().over(Window.partitionBy("stage").orderBy(F.desc("started_at"))))
+                  .where("r = 1").select("stage", "status", "seconds", "started_at").orderBy("started_at").collect()]
+    themes = ([r.asDict() for r in io.read(spark, cfg, T.THEMES).select("theme_id", "name", "share", "n_images")
+               .orderBy("theme_id").limit(30).collect()] if io.exists(spark, cfg, T.THEMES) else [])
+    sections = [
+        ("Stages (last run of each)", table(stage_rows)),
+        ("Recommendations", table([stats]) + table(engines)
+         + f"<p>Review (visited, CF only, images only, final mix):</p><img src='review_{d.isoformat()}.png'>"),
+        ("Re-ranker: held-out evaluation", table(evaluation) + "<img src='rerank/evaluation.png'>"
+         + f"<p>nDCG@{k} by slice (the bought sale's age in days; the buyer's history, in distinct sales):</p>"
+         + table(by_slice)),
+        ("Themes", table(themes) + "<img src='themes/overview.png'>"),
+    ]
+    path = join(cfg.reports_dir(), f"report_{d.isoformat()}.html")
+    write_bytes(path, page(f"vistarank run {d}", d, sections))
+    return path, stats

@@ -171,8 +171,9 @@ TRAINING_SET = Table("training_set", _s(
 
 RERANK_EVAL = Table("rerank_evaluation", _s(
     ("model_version", StringType()), ("arm", StringType()), ("metric", StringType()), ("value", DoubleType()),
-    ("lift_vs_popularity", DoubleType()), ("n", LongType()), ("evaluated_at", TimestampType())),
-    keys=("model_version", "arm", "metric"), nullable=frozenset({"lift_vs_popularity"}),
+    ("lift_vs_popularity", DoubleType()), ("n", LongType()), ("evaluated_at", TimestampType()),
+    ("slice", StringType())),
+    keys=("model_version", "arm", "slice", "metric"), nullable=frozenset({"lift_vs_popularity"}),
     description="offline evaluation on held-out days: each engine alone, the meta-model, the meta-model without images")
 
 RECOMMENDATIONS = Table("recommendations", _s(

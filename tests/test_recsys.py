@@ -32,6 +32,31 @@ def neighbours(df):
     return out
 
 
+def test_block_top_k_breaks_ties_at_the_kth_place_by_id():
+    """Twelve candidates equally similar to the query: the top 3 are the 3 smallest ids,
+    whatever order they arrive in (argpartition alone keeps an arbitrary 3)."""
+    from vistarank.udfs.topk import block_top_k
+
+    rng = np.random.default_rng(0)
+    ids = np.array([f"s{i:02d}" for i in range(12)], dtype=object)
+    same = np.ones((12, 4), np.float32) / 2.0  # unit vectors, all equal
+    for _ in range(5):
+        perm = rng.permutation(12)
+        got = block_top_k(np.array(["q"], dtype=object), same[:1], ids[perm], same[perm], 3, exclude_self=False)
+        assert list(got["neighbor_id"]) == ["s00", "s01", "s02"]
+        # a strictly more similar candidate goes first although its id sorts last
+        best = np.array([[0.6, 0.4, 0.4, 0.5744563]], np.float32)
+        q = np.array([[0.7, 0.4, 0.4, 0.4472136]], np.float32)
+        got = block_top_k(np.array(["q"], dtype=object), q / np.linalg.norm(q),
+                          np.concatenate([ids[perm], np.array(["z"], dtype=object)]),
+                          np.concatenate([same[perm], best / np.linalg.norm(best)]), 3, exclude_self=False)
+        assert list(got["neighbor_id"]) == ["z", "s00", "s01"]
+    # a query among the candidates does not find itself, and the rest tie by id
+    got = block_top_k(ids[:2], same[:2], ids, same, 4)
+    assert got.groupby("query_id")["neighbor_id"].apply(list).to_dict() == {
+        "s00": ["s01", "s02", "s03", "s04"], "s01": ["s00", "s02", "s03", "s04"]}
+
+
 @pytest.mark.parametrize("blocks", [(4096, 200_000), (37, 50)], ids=["one-block", "many-blocks"])
 def test_dense_top_k_is_exact(spark, blocks):
     rng = np.random.default_rng(0)
@@ -128,8 +153,9 @@ def test_cf_score_equals_the_formula(spark):
 
 def test_candidates_open_sales_only_and_cold_start(spark):
     sales, visits, purchases, themes = _market(spark)
-    rc = C.RecsysConfig(shrinkage=0.0, half_life_days=1e9)  # no decay: sims as in the formula test
-    built = C.build(C.Inputs(sales, visits, purchases, themes), rc, D)
+    # no decay: sims as in the formula test; every active user's scores kept
+    rc = C.RecsysConfig(shrinkage=0.0, half_life_days=1e9, candidates_sample=1.0)
+    built = C.build(spark, C.Inputs(sales, visits, purchases, themes), rc, D)
     rows = {(r["user_id"], r["sale_id"]): r for r in built.candidates.collect()}
     built.release()
     assert {s for _, s in rows} == {"s1", "s2", "s3", "s4"}  # s5 closed yesterday
@@ -150,10 +176,20 @@ def test_build_candidates_stage_on_the_tiny_world(spark, themed):
 
     cfg = themed
     d = cfg.effective_run_date()
+    # a partition older than the retention: deleted by the run
+    old = d - dt.timedelta(days=cfg.recsys.candidates_retention_days + 1)
+    io.write(spark.createDataFrame([(old, "u", "s", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)], T.CANDIDATES.schema), cfg,
+             T.CANDIDATES, mode="append")
     res = build_candidates.run(spark, cfg)
     cands = io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") == F.lit(d))
     n = cands.count()
     assert n == res.outputs["candidates"] and n > 0
+    assert io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") < F.lit(d)).count() == 0
+    # a seeded sample of the active users (conftest: half of them), each with every open sale
+    sampled = cands.select("user_id").distinct().count()
+    active = E.active_users(io.read(spark, cfg, T.VISITS), d, cfg.recsys.active_days).count()
+    n_open = E.open_sales(io.read(spark, cfg, T.SALES), d).count()
+    assert 0 < sampled < active and n == sampled * n_open
     assert cands.select("user_id", "sale_id").distinct().count() == n
     sales = io.read(spark, cfg, T.SALES)
     closed = cands.join(sales, "sale_id").where((F.col("open_date") > F.lit(d)) | (F.col("close_date") < F.lit(d)))
@@ -165,3 +201,66 @@ def test_build_candidates_stage_on_the_tiny_world(spark, themed):
     build_candidates.run(spark, cfg)
     assert io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") == F.lit(d)).count() == n
     assert not build_candidates.needed(spark, cfg)
+
+
+@pytest.mark.parametrize("half_life", [1e9, 3.0], ids=["no-decay", "decay"])
+def test_kernel_scores_equal_the_relational_engines(spark, half_life):
+    """The numpy kernel (day block broadcast, user states, mapInPandas) gives every
+    engine's score that the relational formulas give, pair by pair."""
+    from vistarank.recsys import kernel as K
+
+    sales, visits, purchases, themes = _market(spark)
+    purchases = spark.createDataFrame([("u2", "s2", D - dt.timedelta(days=1))],
+                                      "user_id string, sale_id string, purchase_date date")
+    rc = C.RecsysConfig(shrinkage=2.0, half_life_days=half_life)
+    # the relational formulas (engines.features) over every active user x open sale pair
+    ev_before = E.events(visits, purchases, rc.purchase_weight).where(F.col("date") < F.lit(D))
+    open_ = E.open_sales(sales, D).select("sale_id")
+    cov = E.covisit_neighbors(ev_before, D, open_, rc.neighbors_k, rc.shrinkage, half_life)
+    pairs = (E.active_users(visits, D, rc.active_days).crossJoin(open_)
+             .withColumn("as_of", F.lit(D)).withColumn("snapshot", F.lit(D)))
+    rel = E.features(pairs, sales, ev_before, visits, E.sale_profiles(sales.where(F.col("open_date") <= F.lit(D))),
+                     themes, cov.withColumn("snapshot", F.lit(D)), half_life_days=half_life,
+                     popularity_days=rc.popularity_days, price_sigma=rc.price_sigma)
+    want = {(r["user_id"], r["sale_id"]): [r[e] for e in E.ENGINES] for r in rel.collect()}
+    ev = E.events(visits, purchases, rc.purchase_weight)
+    prof = E.sale_profiles(sales.where(F.col("open_date") <= F.lit(D)))
+    blocks = K.day_blocks(spark, [D], sales, visits, ev, prof, themes, k=rc.neighbors_k, shrinkage=rc.shrinkage,
+                          half_life_days=half_life, history_days=3650, popularity_days=rc.popularity_days)
+    assert sorted(blocks.open["sale_id"]) == ["s1", "s2", "s3", "s4"]
+    keys = E.active_users(visits, D, rc.active_days).withColumn("as_of", F.lit(D))
+    states = K.user_states(keys, K.events(visits, purchases, rc.purchase_weight), half_life_days=half_life,
+                           history_days=3650)
+    got = {(r["user_id"], r["sale_id"]): [r[e] for e in E.ENGINES]
+           for r in K.score_states(spark, states, blocks, rc.price_sigma, "all").collect()}
+    assert set(got) == set(want) and len(got) == 12
+    for key, v in want.items():
+        assert got[key] == pytest.approx(v, abs=1e-6), key
+    assert got[("u1", "s3")][0] > 0 and got[("u1", "s4")][0] == 0.0  # CF at work; s4 opened today
+
+
+def test_empty_days_and_new_users_score_without_a_crash(spark):
+    """No open sale, no active user: nothing to score, an empty result. A user without
+    history: only the sale-side engines (popularity, recency) speak."""
+    from vistarank.recsys import kernel as K
+
+    sales, visits, purchases, themes = _market(spark)
+    inp = C.Inputs(sales, visits, purchases, themes)
+    rr = K.Reranker(tuple(E.ENGINES), (0.0,) * 6, (1.0,) * 6, (1.0,) * 6, 0.0)
+    later = D + dt.timedelta(days=60)  # every sale closed, nobody active
+    srv = C.serving(spark, inp, C.RecsysConfig(), later)
+    assert srv.blocks.n_open() == 0 and srv.active_keys().count() == 0
+    assert K.score_states(spark, srv.states(srv.active_keys()), srv.blocks, 0.5, "top", rr).count() == 0
+    keys = spark.createDataFrame([("u1", later)], "user_id string, as_of date")  # asked anyway
+    assert K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "top", rr).count() == 0
+    srv.release()
+
+    srv = C.serving(spark, inp, C.RecsysConfig(), D)
+    keys = spark.createDataFrame([("newcomer", D)], "user_id string, as_of date")
+    rows = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "all").collect()
+    assert sorted(r["sale_id"] for r in rows) == ["s1", "s2", "s3", "s4"]
+    assert all(r["cf"] == r["content"] == r["image"] == r["price_fit"] == 0.0 and r["n_history"] == 0 for r in rows)
+    assert {r["sale_id"]: r["recency"] for r in rows}["s4"] == 1.0
+    top = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "top", rr, top_n=10).collect()
+    assert [r["rank"] for r in sorted(top, key=lambda r: r["rank"])] == [1, 2, 3, 4]
+    srv.release()

@@ -8,6 +8,7 @@ from vistarank import io
 from vistarank import tables as T
 from vistarank.config import RerankConfig
 from vistarank.recsys import engines as E
+from vistarank.recsys import kernel as K
 from vistarank.rerank import training as TR
 
 D = dt.date(2026, 9, 20)
@@ -29,16 +30,17 @@ def _sales(spark):
 
 def test_negatives_are_open_and_not_bought(spark):
     sales = _sales(spark)
-    purchases = spark.createDataFrame([("u1", "a", D), ("u1", "b", D), ("u2", "c", D)],
-                                      "user_id string, sale_id string, purchase_date date")
-    neg = TR.negatives(purchases, sales, 2, seed=3).collect()
+    bought = spark.createDataFrame([("u1", "a", D), ("u1", "b", D), ("u2", "c", D)],
+                                   "user_id string, sale_id string, as_of date")
+    open_days = K.open_by_day(sales, K.days_frame(spark, [D]), D, D).select("as_of", "sale_id")
+    neg = TR.negatives(bought, open_days, 2, seed=3).collect()
     open_on_d = {"a", "b", "c", "f", "g"}
     u1 = [r["sale_id"] for r in neg if r["user_id"] == "u1"]
     u2 = [r["sale_id"] for r in neg if r["user_id"] == "u2"]
     assert sorted(u1) == ["c", "f", "g"]  # 2 purchases x 2 negatives, but only 3 open unbought sales
     assert len(u2) == 2 and set(u2) <= open_on_d - {"c"}
     assert all(r["label"] == 0.0 and r["as_of"] == D for r in neg)
-    again = TR.negatives(purchases.repartition(3), sales, 2, seed=3).collect()
+    again = TR.negatives(bought.repartition(3), open_days, 2, seed=3).collect()
     assert sorted(map(tuple, again)) == sorted(map(tuple, neg))  # seeded: the same draw
 
 
@@ -51,16 +53,19 @@ def test_no_feature_uses_data_from_after_the_day(spark):
              ("u3", "a", D), ("u3", "g", D)]  # on or after the day: unknowable that morning
 
     def feats(rows):
+        """The training path: day block and user states of (u1, u2) on D, every open sale as a target."""
         visits = spark.createDataFrame(rows, "user_id string, sale_id string, visit_date date")
         purchases = spark.createDataFrame([("u2", "g", D)], "user_id string, sale_id string, purchase_date date")
         themes = spark.createDataFrame([(s, [1.0, 0.0] if s in "ab" else [0.0, 1.0]) for s in "abcdefg"],
                                        "sale_id string, weights array<float>")
         ev = E.events(visits, purchases, 5.0)
-        sims = E.covisit_neighbors(ev, D, E.open_sales(sales, D), 50, 0.0, 14.0).withColumn("snapshot", F.lit(D))
-        pairs = spark.createDataFrame([(u, s, D, D) for u in ("u1", "u2") for s in "abcfg"],
-                                      "user_id string, sale_id string, as_of date, snapshot date")
-        out = E.features(pairs, sales, ev, visits, E.sale_profiles(sales), themes, sims,
-                         half_life_days=14.0, popularity_days=7, price_sigma=0.5)
+        prof = E.sale_profiles(sales)
+        blocks = K.day_blocks(spark, [D], sales, visits, ev, prof, themes, k=50, shrinkage=0.0, half_life_days=14.0,
+                              history_days=56, popularity_days=7)
+        keys = spark.createDataFrame([(u, D, list("abcfg"), [0.0] * 5) for u in ("u1", "u2")],
+                                     "user_id string, as_of date, targets array<string>, labels array<double>")
+        states = K.user_states(keys, K.events(visits, purchases, 5.0), half_life_days=14.0, history_days=56)
+        out = K.score_states(spark, states, blocks, 0.5, "targets")
         return {(r["user_id"], r["sale_id"]): tuple(r[e] for e in E.ENGINES) for r in out.collect()}
 
     before, after = feats(base), feats(base + later)
@@ -71,10 +76,13 @@ def test_no_feature_uses_data_from_after_the_day(spark):
 
 
 def test_windows_need_history():
-    rr = RerankConfig(warmup_days=14, validation_days=7, eval_days=7)
+    rr = RerankConfig(warmup_days=14, validation_days=7, eval_days=7, train_days=0)
     w = TR.windows(dt.date(2026, 9, 1), dt.date(2026, 10, 30), rr)
     assert (w.train_start, w.validation_start, w.eval_start, w.end) == (
         dt.date(2026, 9, 15), dt.date(2026, 10, 16), dt.date(2026, 10, 23), dt.date(2026, 10, 29))
+    # at most train_days of training before validation
+    w = TR.windows(dt.date(2026, 9, 1), dt.date(2026, 10, 30), rr.model_copy(update={"train_days": 28}))
+    assert w.train_start == dt.date(2026, 9, 18) and w.validation_start == dt.date(2026, 10, 16)
     with pytest.raises(ValueError, match="not enough history"):
         TR.windows(dt.date(2026, 9, 1), dt.date(2026, 9, 20), rr)
 
@@ -110,8 +118,12 @@ def test_reranker_and_recommendations_on_the_tiny_world(spark, recommended):
     assert per_user.where("n > 10 OR k != n OR r != n").count() == 0
     closed = recs.join(sales, "sale_id").where((F.col("open_date") > F.lit(d)) | (F.col("close_date") < F.lit(d)))
     assert closed.count() == 0
-    cands = io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") == F.lit(d))
-    assert per_user.count() == cands.select("user_id").distinct().count()
+    active = E.active_users(io.read(spark, cfg, T.VISITS), d, cfg.recsys.active_days)
+    assert per_user.count() == active.count()  # every active user (the open sales outnumber the bought ones)
+    # never a sale the user bought before (rerank.exclude_bought)
+    before = purchases.where(F.col("purchase_date") < F.lit(d)).select("user_id", "sale_id")
+    assert recs.join(before, ["user_id", "sale_id"]).count() == 0
+    assert before.join(active, "user_id").count() > 0  # the check has something to check
     # ranks follow the probability
     rows = recs.where(F.col("user_id") == per_user.first()["user_id"]).orderBy("rank").collect()
     assert [r["probability"] for r in rows] == sorted((r["probability"] for r in rows), reverse=True)
@@ -126,3 +138,38 @@ def test_reranker_and_recommendations_on_the_tiny_world(spark, recommended):
 
     for f in (f"report_{d}.html", f"review_{d}.png", "rerank/evaluation.png"):
         assert os.path.getsize(os.path.join(cfg.reports_dir(), f)) > 1000
+
+
+def test_sliced_metrics_agree_with_spark_ranking_evaluator(spark):
+    """The per-list formulas behind the slices give Spark's RankingEvaluator's values on all
+    lists; a sale-age slice counts only purchases of sales that old."""
+    import random
+
+    from vistarank.rerank import evaluate as EV
+
+    rng = random.Random(4)
+    rows, purchases = [], []
+    for u in range(30):
+        n_hist = rng.choice([0, 2, 9])
+        bought = set(rng.sample(range(15), rng.choice([1, 1, 2, 3])))
+        for s in range(15):
+            label = 1.0 if s in bought else 0.0
+            rows.append((f"u{u}", D, f"s{s:02d}", label, rng.random(), 1.0 / (1 + s % 5), n_hist))
+            if label:
+                purchases.append((f"u{u}", f"s{s:02d}", D, 10.0 + s))
+    df = spark.createDataFrame(rows, "user_id string, as_of date, sale_id string, label double, score double, "
+                                     "recency double, n_history int")
+    pur = spark.createDataFrame(purchases, "user_id string, sale_id string, purchase_date date, amount double")
+    for k in (3, 10):
+        want = EV.ranking(df, "score", pur, k)
+        got = EV.sliced(df, "score", pur, k)
+        for name in EV.metric_names(k):
+            assert got["all"][name] == pytest.approx(want[name], abs=1e-9), (k, name)
+        assert got["all"]["n_lists"] == want["n_lists"] == 30
+        assert sum(got[s]["n_lists"] for s in EV.HISTORY_SLICES) == 30
+    # sale age 0: sales s00, s05, s10 (recency 1); the lists with such a purchase
+    new_lists = {r[0] for r in rows if r[3] > 0 and r[2] in ("s00", "s05", "s10")}
+    assert got["sale_age=0"]["n_lists"] == len(new_lists) > 0
+    # nothing bought: NaN metrics, no crash
+    empty = EV.ranking(df.where("label = 0"), "score", pur, 10)
+    assert empty["n_lists"] == 0 and empty["ndcg_at_10"] != empty["ndcg_at_10"]

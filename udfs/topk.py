@@ -33,14 +33,18 @@ def block_top_k(q_ids: np.ndarray, q: np.ndarray, c_ids: np.ndarray, c: np.ndarr
                 j = pos.get(qid)
                 if j is not None:
                     sims[r, j] = -np.inf
-        # argpartition then a stable sort by (-sim, candidate position = id order)
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        vals = np.take_along_axis(sims, top, axis=1)
-        order = np.lexsort((top, -vals), axis=1)
-        top, vals = np.take_along_axis(top, order, axis=1)[:, :k], np.take_along_axis(vals, order, axis=1)[:, :k]
-        keep = np.isfinite(vals)
-        out_q.append(np.repeat(ids, top.shape[1]).reshape(top.shape)[keep])
-        out_c.append(c_ids[top][keep])
+        # Every candidate at least as similar as the row's k-th best (so a tie at the k-th place
+        # keeps all its members: argpartition alone would keep an arbitrary one of them), then
+        # sorted by (row, -sim, candidate position = id order) and cut at k per row.
+        kth = -np.partition(-sims, kk - 1, axis=1)[:, kk - 1]
+        rows, cols = np.nonzero(sims >= kth[:, None])
+        vals = sims[rows, cols]
+        order = np.lexsort((cols, -vals, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        place = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+        keep = (place < k) & np.isfinite(vals)
+        out_q.append(ids[rows[keep]])
+        out_c.append(c_ids[cols[keep]])
         out_s.append(vals[keep].astype(np.float64))
     return pd.DataFrame({"query_id": np.concatenate(out_q), "neighbor_id": np.concatenate(out_c),
                          "similarity": np.concatenate(out_s)})

@@ -1,8 +1,8 @@
-"""Candidates for one run date: every active user x every sale open that day, one score
-column per engine (see :mod:`vistarank.recsys.engines`), and the sale neighbour lists.
+"""One run date's scoring state (:func:`serving`), its sale neighbour lists and a monitoring
+sample of the engine scores (:func:`build`).
 
-Everything is computed from data before the run date, by the same
-:func:`vistarank.recsys.engines.features` that builds the re-ranker's training set.
+Everything is computed from data before the run date by the scoring kernel
+(:mod:`vistarank.recsys.kernel`), which also computes the re-ranker's training features.
 Scores are null-safe (an engine without an opinion gives 0) and in [0, 1].
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from vistarank.config import RecsysConfig
 from vistarank.recsys import engines as E
+from vistarank.recsys import kernel as K
 from vistarank.recsys import similarity as S
 from vistarank.recsys.engines import ENGINES
 
@@ -34,14 +35,14 @@ class Inputs:
 
 @dataclass
 class Built:
-    candidates: DataFrame
+    candidates: DataFrame | None
     neighbors: DataFrame
     stats: dict[str, float] = field(default_factory=dict)
-    cached: list[DataFrame] = field(default_factory=list)
+    cached: list = field(default_factory=list)
 
     def release(self) -> None:
-        for df in self.cached:
-            df.unpersist()
+        for x in self.cached:
+            x.unpersist() if hasattr(x, "unpersist") else x.release()
 
 
 def theme_neighbors(sale_themes: DataFrame, catalogue: DataFrame, rc: RecsysConfig, run_date: dt.date) -> DataFrame:
@@ -66,44 +67,87 @@ def _neighbor_rows(found: DataFrame, kind: str, run_date: dt.date) -> DataFrame:
                         F.col("query_id").alias("sale_id"), "neighbor_id", "similarity", "rank")
 
 
-def build(inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Built:
-    d = run_date
-    catalogue = inp.sales.where(F.col("open_date") <= F.lit(d))
-    open_ = E.open_sales(inp.sales, d).select("sale_id", "open_date").persist()
-    ev = E.events(inp.visits, inp.purchases, rc.purchase_weight).where(F.col("date") < F.lit(d)).persist(
-        StorageLevel.MEMORY_AND_DISK)
-    users = E.active_users(inp.visits, d, rc.active_days).persist()
+@dataclass
+class Serving:
+    """What one run date's scoring shares: events of the history window, the catalogue's
+    content profiles, the day block of the run date and its active users."""
+    spark: object
+    inp: Inputs
+    rc: RecsysConfig
+    run_date: dt.date
+    ev: DataFrame
+    sale_prof: DataFrame
+    blocks: K.Blocks
+    covisit: DataFrame
 
-    # neighbour lists
-    cov = E.covisit_neighbors(ev, d, open_, rc.neighbors_k, rc.shrinkage, rc.half_life_days).persist(
-        StorageLevel.MEMORY_AND_DISK)
+    def active_keys(self) -> DataFrame:
+        """(user_id, as_of): users with a visit in the ``active_days`` before the run date."""
+        return E.active_users(self.inp.visits, self.run_date, self.rc.active_days).withColumn(
+            "as_of", F.lit(self.run_date))
+
+    def states(self, keys: DataFrame) -> DataFrame:
+        return K.user_states(keys, self.ev, half_life_days=self.rc.half_life_days, history_days=self.rc.history_days)
+
+    def scores(self, keys: DataFrame) -> DataFrame:
+        """Every engine's score of every open sale for ``keys`` (run_date, user_id, sale_id, engines...)."""
+        out = K.score_states(self.spark, self.states(keys), self.blocks, self.rc.price_sigma, "all")
+        return out.select(F.col("as_of").alias("run_date"), "user_id", "sale_id", *ENGINES)
+
+    def release(self) -> None:
+        for df in (self.ev, self.sale_prof, self.covisit):
+            df.unpersist()
+
+
+def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
+    """The shared state of one run date (see :class:`Serving`)."""
+    d = run_date
+    ev = (K.events(inp.visits, inp.purchases, rc.purchase_weight)
+          .where((F.col("date") < F.lit(d)) & (F.col("date") >= F.date_sub(F.lit(d), rc.history_days)))
+          .persist(StorageLevel.MEMORY_AND_DISK))
+    catalogue = inp.sales.where(F.col("open_date") <= F.lit(d))
     sale_prof = E.sale_profiles(catalogue).persist(StorageLevel.MEMORY_AND_DISK)
-    prof = sale_prof.select(F.col("sale_id").alias("id"), "feature", "value")
+    dd = K.days_frame(spark, [d])
+    covisit = K.covisit_by_day(ev, K.open_by_day(inp.sales, dd, d, d), dd, d, d, rc.neighbors_k, rc.shrinkage,
+                               rc.half_life_days, rc.history_days).persist(StorageLevel.MEMORY_AND_DISK)
+    blocks = K.day_blocks(spark, [d], inp.sales, inp.visits, ev, sale_prof, inp.sale_themes, k=rc.neighbors_k,
+                          shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
+                          popularity_days=rc.popularity_days, covisit=covisit)
+    return Serving(spark, inp, rc, d, ev, sale_prof, blocks, covisit)
+
+
+def sampled(keys: DataFrame, share: float, seed: int = 0) -> DataFrame:
+    """A seeded share of the keys' users (the same users whatever the partitioning)."""
+    if share >= 1.0:
+        return keys
+    bucket = F.abs(F.xxhash64("user_id", F.lit(seed))) % 1_000_000
+    return keys.where(bucket < F.lit(int(round(share * 1_000_000))))
+
+
+def build(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Built:
+    """The run date's sale neighbours (co-visits, content, themes) and the engine scores of a
+    sample of its active users (``recsys.candidates_sample``; monitoring: the nightly
+    recommendations are scored by the kernel without writing pairs)."""
+    d = run_date
+    srv = serving(spark, inp, rc, d)
+    catalogue = inp.sales.where(F.col("open_date") <= F.lit(d))
+    prof = srv.sale_prof.select(F.col("sale_id").alias("id"), "feature", "value")
     content_nb = S.sparse_top_k(prof, prof, rc.neighbors_k, max_feature_items=rc.max_feature_sales)
+    cov = srv.covisit.drop("as_of")
     neighbors = _neighbor_rows(cov, "covisit", d).unionByName(_neighbor_rows(content_nb, "content", d))
     if inp.sale_themes is not None:
         th = theme_neighbors(inp.sale_themes, catalogue, rc, d)
         if th is not None:
             neighbors = neighbors.unionByName(_neighbor_rows(th, "themes", d))
+    keys = srv.active_keys()
+    cands = srv.scores(sampled(keys, rc.candidates_sample)) if rc.candidates_sample > 0 else None
 
-    # engines: active users x open sales (a few hundred per day, broadcast), all as of d
-    pairs = (users.crossJoin(F.broadcast(open_.select("sale_id")))
-             .withColumn("as_of", F.lit(d)).withColumn("snapshot", F.lit(d)))
-    sims = cov.withColumn("snapshot", F.lit(d))
-    feats = E.features(pairs, inp.sales, ev, inp.visits, sale_prof, inp.sale_themes, sims,
-                       half_life_days=rc.half_life_days, popularity_days=rc.popularity_days,
-                       price_sigma=rc.price_sigma)
-    cands = feats.select(F.col("as_of").alias("run_date"), "user_id", "sale_id", *ENGINES)
-
-    # CF coverage of the open sales: how many get a CF score for someone (new sales cannot)
-    covered = cov.select(F.col("query_id").alias("sale_id")).distinct().withColumn("has_cf", F.lit(1))
-    o = open_.join(covered, "sale_id", "left")
-    agg = o.agg(F.count("*").alias("open"), F.sum(F.coalesce("has_cf", F.lit(0))).alias("covered"),
-                F.sum(F.when(F.col("open_date") == F.lit(d), 1).otherwise(0)).alias("new"),
-                F.sum(F.when((F.col("open_date") == F.lit(d)) & F.col("has_cf").isNotNull(), 1).otherwise(0))
-                .alias("new_covered")).first()
-    stats = {"open_sales": agg["open"], "active_users": users.count(),
-             "cf_coverage_open": (agg["covered"] or 0) / max(agg["open"], 1),
-             "new_sales": agg["new"] or 0,
-             "cf_coverage_new": (agg["new_covered"] or 0) / max(agg["new"] or 0, 1) if agg["new"] else 0.0}
-    return Built(cands, neighbors, stats, [open_, ev, users, cov, sale_prof])
+    # CF coverage of the open sales: how many have co-visit neighbours (a sale that opens today cannot)
+    rows = srv.blocks.open
+    n_open = len(rows)
+    has_cf = [x is not None and len(x) > 0 for x in rows["nb_ids"]] if n_open else []
+    new = [o == d for o in rows["open_date"]] if n_open else []
+    n_new = sum(new)
+    stats = {"open_sales": n_open, "active_users": keys.count(),
+             "cf_coverage_open": sum(has_cf) / n_open if n_open else 0.0, "new_sales": n_new,
+             "cf_coverage_new": sum(h and n for h, n in zip(has_cf, new)) / n_new if n_new else 0.0}
+    return Built(cands, neighbors, stats, [srv])

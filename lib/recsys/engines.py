@@ -1,9 +1,11 @@
-"""The recommendation engines, as features of (user, sale, as_of) pairs.
+"""The recommendation engines, as features of (user, sale, as_of) pairs: their definitions,
+stated as relational Spark plans.
 
-Every feature of a pair uses only data from before its ``as_of`` date (what was known
-that morning), so the same code scores tonight's candidates (every pair has as_of = the
-run date) and the re-ranker's training set (each purchase and its negatives on their
-own date), without leakage.
+The jobs compute these numbers with the scoring kernel (:mod:`vistarank.recsys.kernel`),
+which never materialises the pairs; :func:`features` here is the reference the kernel is
+tested against (tests/test_recsys.py), and is practical for a few thousand pairs. Every
+feature of a pair uses only data from before its ``as_of`` date (what was known that
+morning).
 
 - ``cf``: item-item collaborative filtering from co-visits. A user's weight on a sale is
   the time-decayed sum of their visits (a purchase counts ``purchase_weight`` visits);

@@ -1,7 +1,8 @@
 """Each active user's top open sales on the run date, and the pictures a person reviews.
 
-The top N per user is a ``row_number`` window over the scored candidates (no per-user
-Python); the contributing engine is the argmax of coefficient x standardised score.
+The top N per user comes from the scoring kernel (:mod:`vistarank.recsys.kernel`): the
+re-ranker applied to every open sale inside the user's task, only the top N leaving it;
+the contributing engine is the argmax of coefficient x standardised score.
 """
 from __future__ import annotations
 
@@ -32,13 +33,42 @@ def load(folder: str) -> M.Fitted:
                     meta["elastic_net"], meta.get("grid", []))
 
 
-def top_n(cands: DataFrame, fitted: M.Fitted, n: int, model_version: str) -> DataFrame:
-    """(run_date, user_id, rank, sale_id, probability, top_engine, model_version)."""
-    scored = M.probability(fitted.model, cands).withColumn("top_engine", M.top_engine(fitted))
-    w = Window.partitionBy("run_date", "user_id").orderBy(F.col("probability").desc(), F.col("sale_id"))
-    return (scored.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= n)
-            .select("run_date", "user_id", "rank", "sale_id", "probability", "top_engine",
-                    F.lit(model_version).alias("model_version")))
+def top_n(srv, fitted: M.Fitted, n: int, model_version: str, exclude_bought: bool = True) -> DataFrame:
+    """(run_date, user_id, rank, sale_id, probability, top_engine, model_version): the kernel's
+    ``top`` mode over the run date's active users (:class:`vistarank.recsys.candidates.Serving`)."""
+    from vistarank.recsys import kernel as K
+
+    states = srv.states(srv.active_keys())
+    top = K.score_states(srv.spark, states, srv.blocks, srv.rc.price_sigma, "top", K.Reranker.of(fitted), n,
+                         exclude_bought)
+    return top.select(F.col("as_of").alias("run_date"), "user_id", "rank", "sale_id", "probability", "top_engine",
+                      F.lit(model_version).alias("model_version"))
+
+
+def review_users(srv, recs: DataFrame, n: int, seed: int) -> list[dict]:
+    """A seeded sample of users with their visited sales, CF-only, images-only and final top 5."""
+    d = srv.run_date
+    users = [r["user_id"] for r in recs.select("user_id").distinct()
+             .orderBy(F.xxhash64("user_id", F.lit(seed))).limit(n).collect()]
+    if not users:
+        return []
+    keys = srv.active_keys().where(F.col("user_id").isin(users))
+    cands = srv.scores(keys)
+    visits = srv.inp.visits.where((F.col("visit_date") < F.lit(d)) & F.col("user_id").isin(users))
+
+    def top(df, order, k=5):
+        w = Window.partitionBy("user_id").orderBy(*order)
+        out: dict[str, list[str]] = {}
+        for r in df.withColumn("r", F.row_number().over(w)).where(F.col("r") <= k).orderBy("user_id", "r").collect():
+            out.setdefault(r["user_id"], []).append(r["sale_id"])
+        return out
+
+    visited = top(visits.groupBy("user_id", "sale_id").agg(F.max("visit_ts").alias("t")), [F.col("t").desc()])
+    cf = top(cands.where(F.col("cf") > 0), [F.col("cf").desc(), "sale_id"])
+    img = top(cands, [F.col("image").desc(), "sale_id"])
+    final = top(recs.where(F.col("user_id").isin(users)), ["rank"])
+    return [{"user_id": u, "visited": visited.get(u, []), "CF only": cf.get(u, []), "images only": img.get(u, []),
+             "final mix": final.get(u, [])} for u in users]
 
 
 def sale_pictures(sources: DataFrame, images: DataFrame, sale_ids: list[str]) -> dict[str, bytes]:

@@ -1,14 +1,17 @@
 """The re-ranker's examples: purchases and sampled negatives, with the engines' scores as
 they could have been known on the day.
 
-- Positives: every purchase (user, sale, date) in the training and evaluation windows.
+- Positives: every purchase (user, sale, date) in the training and evaluation windows of
+  a sale open that day.
 - Negatives: for each purchase, ``rerank.negatives`` sales that were open that day and
   that the user did not buy that day, drawn by a seeded hash of (user, sale, date): the
   same draw whatever the partitioning.
-- Features: :func:`vistarank.recsys.engines.features` with as_of = the day, so only
-  earlier data counts. CF similarities come from a snapshot of the co-visits at most
-  ``rerank.cf_snapshot_days`` old (the snapshot date is <= the day: still no leakage);
-  evaluation days use an exact snapshot (the day itself), as the nightly candidates do.
+- Features: the scoring kernel (:mod:`vistarank.recsys.kernel`) with as_of = the day, so
+  only earlier data counts, and with the same day blocks and user states as the nightly
+  serving: CF from that day's own snapshot of the ``recsys.history_days`` before it.
+- Windows: training from ``warmup_days`` after the first visit, at most ``train_days``
+  days before validation; validation and evaluation days after it. Every day is joined
+  by equality (sales exploded into their open days), never by a range.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pyspark.sql import functions as F
 
 from vistarank.config import RecsysConfig, RerankConfig
 from vistarank.recsys import engines as E
+from vistarank.recsys import kernel as K
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +45,14 @@ class Windows:
 
 def windows(first_day: dt.date, run_date: dt.date, rr: RerankConfig) -> Windows:
     """Evaluation: the ``eval_days`` days before the run date; validation: the
-    ``validation_days`` before those; training: from ``warmup_days`` after the first day."""
+    ``validation_days`` before those; training: from ``warmup_days`` after the first day,
+    at most ``train_days`` days (0: no limit)."""
     end = run_date - dt.timedelta(days=1)
     eval_start = run_date - dt.timedelta(days=rr.eval_days)
     validation_start = eval_start - dt.timedelta(days=rr.validation_days)
     train_start = first_day + dt.timedelta(days=rr.warmup_days)
+    if rr.train_days > 0:
+        train_start = max(train_start, validation_start - dt.timedelta(days=rr.train_days))
     if train_start >= validation_start:
         raise ValueError(f"not enough history for the re-ranker: training would start on {train_start} but "
                          f"validation starts on {validation_start}; lower rerank.warmup_days, "
@@ -53,14 +60,15 @@ def windows(first_day: dt.date, run_date: dt.date, rr: RerankConfig) -> Windows:
     return Windows(train_start, validation_start, eval_start, end)
 
 
-def negatives(purchases: DataFrame, sales: DataFrame, n_neg: int, seed: int) -> DataFrame:
+def negatives(bought: DataFrame, open_days: DataFrame, n_neg: int, seed: int) -> DataFrame:
     """(user_id, sale_id, as_of, label 0): per (user, day) ``n_neg`` x purchases that day of
-    the sales open that day that the user did not buy that day."""
-    bought = purchases.select("user_id", "sale_id", F.col("purchase_date").alias("as_of")).distinct()
+    the sales open that day that the user did not buy that day.
+
+    ``bought``: (user_id, sale_id, as_of) distinct; ``open_days``: (as_of, sale_id), each
+    sale on each day it is open (:func:`vistarank.recsys.kernel.open_by_day`): an
+    equi-join on the day."""
     per_day = bought.groupBy("user_id", "as_of").agg(F.count("*").alias("n_bought"))
-    open_ = sales.select("sale_id", "open_date", "close_date")
-    cand = (per_day.join(F.broadcast(open_), (F.col("open_date") <= F.col("as_of")) & (F.col("close_date") >= F.col("as_of")))
-            .select("user_id", "as_of", "sale_id", "n_bought")
+    cand = (per_day.join(open_days.select("as_of", "sale_id"), "as_of")
             .join(bought, ["user_id", "sale_id", "as_of"], "left_anti"))
     draw = F.xxhash64("user_id", "sale_id", F.col("as_of").cast("string"), F.lit(seed))
     w = Window.partitionBy("user_id", "as_of").orderBy(draw, "sale_id")
@@ -68,86 +76,82 @@ def negatives(purchases: DataFrame, sales: DataFrame, n_neg: int, seed: int) -> 
             .select("user_id", "sale_id", "as_of", F.lit(0.0).alias("label")))
 
 
-def snapshot_of(day: F.Column, start: dt.date, every: int) -> F.Column:
-    """The CF snapshot date a day uses: the latest of start, start + every, ... not after it."""
-    return F.date_add(F.lit(start), (F.floor(F.datediff(day, F.lit(start)) / every) * every).cast("int"))
-
-
-def cf_snapshots(ev: DataFrame, sales: DataFrame, snapshots: list[tuple[dt.date, dt.date]], rc: RecsysConfig) -> DataFrame:
-    """Co-visit neighbours per snapshot: (snapshot, query_id, neighbor_id, similarity, rank),
-    for the sales open at some day in each snapshot's range [snapshot, last day]."""
-    parts = []
-    for snap, last in snapshots:
-        targets = sales.where((F.col("open_date") <= F.lit(last)) & (F.col("close_date") >= F.lit(snap)))
-        nb = E.covisit_neighbors(ev.where(F.col("date") < F.lit(snap)), snap, targets, rc.neighbors_k,
-                                 rc.shrinkage, rc.half_life_days)
-        parts.append(nb.withColumn("snapshot", F.lit(snap)))
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
+def days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 @dataclass
 class Context:
-    """What every feature computation of one training run shares (built once)."""
+    """What every feature computation of one training run shares (built once): events,
+    the catalogue's content profiles and the day blocks of every day in the windows."""
+    spark: object
     ev: DataFrame
-    sims: DataFrame
     sale_prof: DataFrame
     sales: DataFrame
-    visits: DataFrame
+    purchases: DataFrame
     sale_themes: DataFrame | None
+    open_days: DataFrame
+    blocks: K.Blocks
+    rc: RecsysConfig
 
-    def features(self, pairs: DataFrame, rc: RecsysConfig) -> DataFrame:
-        return E.features(pairs, self.sales, self.ev, self.visits, self.sale_prof, self.sale_themes, self.sims,
-                          half_life_days=rc.half_life_days, popularity_days=rc.popularity_days,
-                          price_sigma=rc.price_sigma)
+    def scores(self, keys: DataFrame, mode: str, exclude_bought: bool = False) -> DataFrame:
+        """The kernel over ``keys`` (user_id, as_of, targets, labels)."""
+        rc = self.rc
+        states = K.user_states(keys, self.ev, half_life_days=rc.half_life_days, history_days=rc.history_days)
+        return K.score_states(self.spark, states, self.blocks, rc.price_sigma, mode, exclude_bought=exclude_bought)
 
     def release(self) -> None:
-        for df in (self.ev, self.sims, self.sale_prof):
+        for df in (self.ev, self.sale_prof, self.open_days):
             df.unpersist()
 
 
-def context(visits: DataFrame, purchases: DataFrame, sales: DataFrame, sale_themes: DataFrame | None,
-            win: Windows, rc: RecsysConfig, rr: RerankConfig) -> Context:
-    """Events, CF snapshots (weekly over the training days, daily over the evaluation
-    days) and sale profiles."""
-    snaps, d = [], win.train_start
-    while d < win.eval_start:
-        last = min(d + dt.timedelta(days=rr.cf_snapshot_days - 1), win.eval_start - dt.timedelta(days=1))
-        snaps.append((d, last))
-        d += dt.timedelta(days=rr.cf_snapshot_days)
-    d = win.eval_start
-    while d <= win.end:
-        snaps.append((d, d))
-        d += dt.timedelta(days=1)
-    ev = E.events(visits, purchases, rc.purchase_weight).persist(StorageLevel.MEMORY_AND_DISK)
-    sims = cf_snapshots(ev, sales, snaps, rc).persist(StorageLevel.MEMORY_AND_DISK)
+def context(spark, visits: DataFrame, purchases: DataFrame, sales: DataFrame, sale_themes: DataFrame | None,
+            win: Windows, rc: RecsysConfig) -> Context:
+    """Events, content profiles and the day blocks of every day from the first training
+    day to the last evaluation day (CF from each day's own snapshot, as at serving)."""
+    all_days = days(win.train_start, win.end)
+    ev = K.events(visits, purchases, rc.purchase_weight).where(
+        (F.col("date") < F.lit(win.end)) & (F.col("date") >= F.date_sub(F.lit(win.train_start), rc.history_days))
+    ).persist(StorageLevel.MEMORY_AND_DISK)
     catalogue = sales.where(F.col("open_date") <= F.lit(win.end))
-    return Context(ev, sims, E.sale_profiles(catalogue).persist(StorageLevel.MEMORY_AND_DISK), sales, visits,
-                   sale_themes)
+    sale_prof = E.sale_profiles(catalogue).persist(StorageLevel.MEMORY_AND_DISK)
+    open_days = (K.open_by_day(sales, K.days_frame(spark, all_days), win.train_start, win.end)
+                 .select("as_of", "sale_id").persist())
+    blocks = K.day_blocks(spark, all_days, sales, visits, ev, sale_prof, sale_themes, k=rc.neighbors_k,
+                          shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
+                          popularity_days=rc.popularity_days)
+    return Context(spark, ev, sale_prof, sales, purchases, sale_themes, open_days, blocks, rc)
 
 
-def examples(ctx: Context, purchases: DataFrame, win: Windows, rc: RecsysConfig, rr: RerankConfig) -> DataFrame:
-    """Training, validation and evaluation examples with their features."""
-    p = purchases.where((F.col("purchase_date") >= F.lit(win.train_start)) & (F.col("purchase_date") <= F.lit(win.end)))
-    pos = p.select("user_id", "sale_id", F.col("purchase_date").alias("as_of"), F.lit(1.0).alias("label")).distinct()
-    pairs = pos.unionByName(negatives(p, ctx.sales, rr.negatives, rr.seed))
-    # training days: weekly snapshots from train_start; evaluation days: the day itself
-    snap = F.when(F.col("as_of") >= F.lit(win.eval_start), F.col("as_of")).otherwise(
-        F.least(snapshot_of(F.col("as_of"), win.train_start, rr.cf_snapshot_days), F.col("as_of")))
-    pairs = pairs.withColumn("snapshot", snap).withColumn("split", win.split_of(F.col("as_of")))
-    return ctx.features(pairs, rc).select("as_of", "user_id", "sale_id", "label", "split", *E.ENGINES)
+def _bought(ctx: Context, start: dt.date, end: dt.date) -> DataFrame:
+    """(user_id, sale_id, as_of) purchases in [start, end] of sales open that day (a purchase
+    of a sale not open that day has no day block to score it against: left out)."""
+    p = (ctx.purchases.where((F.col("purchase_date") >= F.lit(start)) & (F.col("purchase_date") <= F.lit(end)))
+         .select("user_id", "sale_id", F.col("purchase_date").alias("as_of")).distinct())
+    return p.join(ctx.open_days, ["as_of", "sale_id"], "left_semi")
 
 
-def eval_pairs(purchases: DataFrame, sales: DataFrame, win: Windows) -> DataFrame:
-    """Every buyer of each evaluation day x every sale open that day, labelled 1 if bought:
-    the lists the top 10 is chosen from. (user_id, sale_id, as_of, snapshot, label)."""
-    p = purchases.where(F.col("purchase_date") >= F.lit(win.eval_start)).where(F.col("purchase_date") <= F.lit(win.end))
-    buyers = p.select("user_id", F.col("purchase_date").alias("as_of")).distinct()
-    open_ = sales.select("sale_id", "open_date", "close_date")
-    pairs = (buyers.join(F.broadcast(open_), (F.col("open_date") <= F.col("as_of")) & (F.col("close_date") >= F.col("as_of")))
-             .select("user_id", "sale_id", "as_of"))
-    bought = p.select("user_id", "sale_id", F.col("purchase_date").alias("as_of"), F.lit(1.0).alias("label")).distinct()
-    return (pairs.join(bought, ["user_id", "sale_id", "as_of"], "left").fillna(0.0, ["label"])
-            .withColumn("snapshot", F.col("as_of")))
+def _as_keys(pairs: DataFrame) -> DataFrame:
+    """(user_id, as_of, targets, labels) from (user_id, sale_id, as_of, label) pairs."""
+    return (pairs.groupBy("user_id", "as_of")
+            .agg(F.array_sort(F.collect_list(F.struct("sale_id", "label"))).alias("t"))
+            .select("user_id", "as_of", F.col("t.sale_id").alias("targets"), F.col("t.label").alias("labels")))
+
+
+def examples(ctx: Context, win: Windows, rr: RerankConfig) -> DataFrame:
+    """Training, validation and evaluation examples with their features (the kernel's
+    ``targets`` mode: each purchase and its negatives, as of the purchase day)."""
+    pos = _bought(ctx, win.train_start, win.end)
+    pairs = pos.withColumn("label", F.lit(1.0)).unionByName(negatives(pos, ctx.open_days, rr.negatives, rr.seed))
+    return (ctx.scores(_as_keys(pairs), "targets").withColumn("split", win.split_of(F.col("as_of")))
+            .select("as_of", "user_id", "sale_id", "label", "split", *E.ENGINES))
+
+
+def eval_lists(ctx: Context, win: Windows, exclude_bought: bool) -> DataFrame:
+    """Every buyer of each evaluation day x every sale open that day, labelled 1 if bought,
+    with their features: the lists the top N is chosen from (the kernel's ``all`` mode;
+    with ``exclude_bought``, less the sales the buyer bought in their history window, as
+    at serving)."""
+    pos = _bought(ctx, win.eval_start, win.end).withColumn("label", F.lit(1.0))
+    return ctx.scores(_as_keys(pos), "all", exclude_bought)
+
