@@ -229,7 +229,7 @@ def test_kernel_scores_equal_the_relational_engines(spark, half_life):
                           half_life_days=half_life, history_days=3650, popularity_days=rc.popularity_days)
     assert sorted(blocks.open["sale_id"]) == ["s1", "s2", "s3", "s4"]
     keys = E.active_users(visits, D, rc.active_days).withColumn("as_of", F.lit(D))
-    states = K.user_states(keys, K.events(visits, purchases, rc.purchase_weight), half_life_days=half_life,
+    states = K.user_states(keys, E.events(visits, purchases, rc.purchase_weight), half_life_days=half_life,
                            history_days=3650)
     got = {(r["user_id"], r["sale_id"]): [r[e] for e in E.ENGINES]
            for r in K.score_states(spark, states, blocks, rc.price_sigma, "all").collect()}

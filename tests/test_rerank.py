@@ -64,7 +64,7 @@ def test_no_feature_uses_data_from_after_the_day(spark):
                               history_days=56, popularity_days=7)
         keys = spark.createDataFrame([(u, D, list("abcfg"), [0.0] * 5) for u in ("u1", "u2")],
                                      "user_id string, as_of date, targets array<string>, labels array<double>")
-        states = K.user_states(keys, K.events(visits, purchases, 5.0), half_life_days=14.0, history_days=56)
+        states = K.user_states(keys, E.events(visits, purchases, 5.0), half_life_days=14.0, history_days=56)
         out = K.score_states(spark, states, blocks, 0.5, "targets")
         return {(r["user_id"], r["sale_id"]): tuple(r[e] for e in E.ENGINES) for r in out.collect()}
 

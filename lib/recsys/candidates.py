@@ -38,11 +38,11 @@ class Built:
     candidates: DataFrame | None
     neighbors: DataFrame
     stats: dict[str, float] = field(default_factory=dict)
-    cached: list = field(default_factory=list)
+    serving: "Serving | None" = None
 
     def release(self) -> None:
-        for x in self.cached:
-            x.unpersist() if hasattr(x, "unpersist") else x.release()
+        if self.serving is not None:
+            self.serving.release()
 
 
 def theme_neighbors(sale_themes: DataFrame, catalogue: DataFrame, rc: RecsysConfig, run_date: dt.date) -> DataFrame:
@@ -101,7 +101,7 @@ class Serving:
 def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
     """The shared state of one run date (see :class:`Serving`)."""
     d = run_date
-    ev = (K.events(inp.visits, inp.purchases, rc.purchase_weight)
+    ev = (E.events(inp.visits, inp.purchases, rc.purchase_weight)
           .where((F.col("date") < F.lit(d)) & (F.col("date") >= F.date_sub(F.lit(d), rc.history_days)))
           .persist(StorageLevel.MEMORY_AND_DISK))
     catalogue = inp.sales.where(F.col("open_date") <= F.lit(d))
@@ -150,4 +150,4 @@ def build(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Built:
     stats = {"open_sales": n_open, "active_users": keys.count(),
              "cf_coverage_open": sum(has_cf) / n_open if n_open else 0.0, "new_sales": n_new,
              "cf_coverage_new": sum(h and n for h, n in zip(has_cf, new)) / n_new if n_new else 0.0}
-    return Built(cands, neighbors, stats, [srv])
+    return Built(cands, neighbors, stats, srv)

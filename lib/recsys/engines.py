@@ -57,10 +57,12 @@ def active_users(visits: DataFrame, run_date: dt.date, active_days: int) -> Data
 
 
 def events(visits: DataFrame, purchases: DataFrame, purchase_weight: float) -> DataFrame:
-    """(user_id, sale_id, date, w): every visit (w = 1) and purchase (w = purchase_weight)."""
-    return (visits.select("user_id", "sale_id", F.col("visit_date").alias("date"), F.lit(1.0).alias("w"))
+    """(user_id, sale_id, date, w, bought): every visit (w = 1) and purchase (w =
+    ``purchase_weight``, bought = true)."""
+    return (visits.select("user_id", "sale_id", F.col("visit_date").alias("date"), F.lit(1.0).alias("w"),
+                          F.lit(False).alias("bought"))
             .unionByName(purchases.select("user_id", "sale_id", F.col("purchase_date").alias("date"),
-                                          F.lit(float(purchase_weight)).alias("w"))))
+                                          F.lit(float(purchase_weight)).alias("w"), F.lit(True).alias("bought"))))
 
 
 def history_as_of(ev: DataFrame, keys: DataFrame, half_life_days: float) -> DataFrame:

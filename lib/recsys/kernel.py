@@ -36,11 +36,11 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys.engines import ENGINES
-from vistarank.recsys.similarity import unit_profile
+from vistarank.recsys.similarity import sparse_top_k
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +96,10 @@ def covisit_by_day(ev: DataFrame, open_days: DataFrame, days: DataFrame, first: 
             .select("user_id", "sale_id", "date", "w",
                     F.explode(_spread(F.col("date"), history_days, first, last)).alias("as_of"))
             .join(F.broadcast(days), "as_of")
-            .groupBy("as_of", "sale_id", "user_id").agg(F.sum(F.col("w") * decay).alias("value")))
-    prof = unit_profile(prof.withColumnRenamed("user_id", "feature"), ["as_of", "sale_id"])
-    q = prof.join(open_days.select("as_of", "sale_id"), ["as_of", "sale_id"], "left_semi")
-    pairs = (q.alias("q").join(prof.alias("c"), ["as_of", "feature"])
-             .where(F.col("q.sale_id") != F.col("c.sale_id"))
-             .groupBy("as_of", F.col("q.sale_id").alias("query_id"), F.col("c.sale_id").alias("neighbor_id"))
-             .agg(F.sum(F.col("q.value") * F.col("c.value")).alias("dot"), F.count("*").alias("n")))
-    sim = F.col("dot") * (F.col("n") / (F.col("n") + F.lit(float(shrinkage)))) if shrinkage > 0 else F.col("dot")
-    w = Window.partitionBy("as_of", "query_id").orderBy(F.col("similarity").desc(), F.col("neighbor_id"))
-    return (pairs.select("as_of", "query_id", "neighbor_id", sim.alias("similarity"))
-            .withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= k))
-
-
-def events(visits: DataFrame, purchases: DataFrame, purchase_weight: float) -> DataFrame:
-    """(user_id, sale_id, date, w, bought): every visit (w = 1) and purchase (w =
-    ``purchase_weight``, bought = true)."""
-    return (visits.select("user_id", "sale_id", F.col("visit_date").alias("date"), F.lit(1.0).alias("w"),
-                          F.lit(False).alias("bought"))
-            .unionByName(purchases.select("user_id", "sale_id", F.col("purchase_date").alias("date"),
-                                          F.lit(float(purchase_weight)).alias("w"), F.lit(True).alias("bought"))))
+            .groupBy("as_of", F.col("sale_id").alias("id"), F.col("user_id").alias("feature"))
+            .agg(F.sum(F.col("w") * decay).alias("value")))
+    q = prof.join(open_days.select("as_of", F.col("sale_id").alias("id")), ["as_of", "id"], "left_semi")
+    return sparse_top_k(q, prof, k, shrinkage=shrinkage, by=("as_of",))
 
 
 @dataclass
@@ -184,7 +168,7 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
 def user_states(keys: DataFrame, ev: DataFrame, *, half_life_days: float, history_days: int) -> DataFrame:
     """One row per key (user_id, as_of, [targets, labels]): the user's decayed events of the
     ``history_days`` days before as_of (h_sales, h_weights) and the sales bought in that
-    window (bought). ``ev``: :func:`events`. One shuffle: events and keys by user."""
+    window (bought). ``ev``: :func:`vistarank.recsys.engines.events`. One shuffle: events and keys by user."""
     decay = F.pow(F.lit(0.5), F.datediff(F.col("as_of"), F.col("date")) / F.lit(half_life_days))
     hist = (ev.join(keys.select("user_id", "as_of"), "user_id")
             .where((F.col("date") < F.col("as_of")) & (F.col("date") >= F.date_sub(F.col("as_of"), history_days)))

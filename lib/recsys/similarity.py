@@ -30,9 +30,9 @@ from vistarank.udfs import topk as kernels
 OUT_COLS = ["query_id", "neighbor_id", "similarity", "rank"]
 
 
-def _ranked(pairs: DataFrame, k: int) -> DataFrame:
-    w = Window.partitionBy("query_id").orderBy(F.col("similarity").desc(), F.col("neighbor_id"))
-    return pairs.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= k).select(*OUT_COLS)
+def _ranked(pairs: DataFrame, k: int, by: tuple[str, ...] = ()) -> DataFrame:
+    w = Window.partitionBy(*by, "query_id").orderBy(F.col("similarity").desc(), F.col("neighbor_id"))
+    return pairs.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= k).select(*by, *OUT_COLS)
 
 
 def _blocks(items: DataFrame, n_blocks: int, dim: int, salt: int) -> DataFrame:
@@ -71,25 +71,27 @@ def unit_profile(prof: DataFrame, keys: list[str]) -> DataFrame:
 
 
 def sparse_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, shrinkage: float = 0.0,
-                 max_feature_items: int = 0, exclude_self: bool = True) -> DataFrame:
+                 max_feature_items: int = 0, exclude_self: bool = True, by: tuple[str, ...] = ()) -> DataFrame:
     """Exact top-k cosine neighbours between sparse profiles ``(id, feature, value)``.
 
     Profiles are L2-normalised here. With ``shrinkage`` > 0 the cosine is multiplied by
     n / (n + shrinkage), n = the number of shared features (co-visitors for item-item
     CF). ``max_feature_items`` > 0 drops features that more candidates than that share.
+    ``by``: key columns of independent problems in the same frames (the day of a daily
+    snapshot): profiles, pairs and ranks are per key, and the key columns lead the output.
     """
-    q, c = unit_profile(queries, ["id"]), unit_profile(candidates, ["id"])
+    q, c = unit_profile(queries, [*by, "id"]), unit_profile(candidates, [*by, "id"])
     if max_feature_items > 0:
-        common = c.groupBy("feature").agg(F.count("*").alias("n")).where(F.col("n") > max_feature_items)
-        q = q.join(common, "feature", "left_anti")
-        c = c.join(common, "feature", "left_anti")
-    pairs = (q.alias("q").join(c.alias("c"), "feature")
-             .groupBy(F.col("q.id").alias("query_id"), F.col("c.id").alias("neighbor_id"))
+        common = c.groupBy(*by, "feature").agg(F.count("*").alias("n")).where(F.col("n") > max_feature_items)
+        q = q.join(common, [*by, "feature"], "left_anti")
+        c = c.join(common, [*by, "feature"], "left_anti")
+    pairs = (q.alias("q").join(c.alias("c"), [*by, "feature"])
+             .groupBy(*by, F.col("q.id").alias("query_id"), F.col("c.id").alias("neighbor_id"))
              .agg(F.sum(F.col("q.value") * F.col("c.value")).alias("dot"), F.count("*").alias("n")))
     if exclude_self:
         pairs = pairs.where(F.col("query_id") != F.col("neighbor_id"))
     sim = F.col("dot") * (F.col("n") / (F.col("n") + F.lit(float(shrinkage)))) if shrinkage > 0 else F.col("dot")
-    return _ranked(pairs.select("query_id", "neighbor_id", sim.alias("similarity")), k)
+    return _ranked(pairs.select(*by, "query_id", "neighbor_id", sim.alias("similarity")), k, tuple(by))
 
 
 def lsh_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, dim: int, bucket_length: float = 0.5,

@@ -110,7 +110,7 @@ def context(spark, visits: DataFrame, purchases: DataFrame, sales: DataFrame, sa
     """Events, content profiles and the day blocks of every day from the first training
     day to the last evaluation day (CF from each day's own snapshot, as at serving)."""
     all_days = days(win.train_start, win.end)
-    ev = K.events(visits, purchases, rc.purchase_weight).where(
+    ev = E.events(visits, purchases, rc.purchase_weight).where(
         (F.col("date") < F.lit(win.end)) & (F.col("date") >= F.date_sub(F.lit(win.train_start), rc.history_days))
     ).persist(StorageLevel.MEMORY_AND_DISK)
     catalogue = sales.where(F.col("open_date") <= F.lit(win.end))
