@@ -1,6 +1,8 @@
 """recommend: each active user's ``rerank.top_n`` open sales with the highest purchase probability
 on the run date (rank, probability, the engine that contributed most), scored by the kernel
-(the open sales broadcast, users partitioned, only the top N written), and the run report."""
+(the open sales broadcast, users partitioned, only the top N written), and the run report.
+The scoring settings (half-life, history window, price sigma, ...) and the exclusion of
+bought sales are the saved model's (its EngineFeatures stage), not the config's."""
 from __future__ import annotations
 
 import logging
@@ -41,11 +43,11 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     sale_themes = io.read(spark, cfg, T.SALE_THEMES) if io.exists(spark, cfg, T.SALE_THEMES) else None
     inp = C.Inputs(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),
                    sale_themes)
-    srv = C.serving(spark, inp, cfg.recsys, d)
+    srv = C.serving(spark, inp, fitted.engine.settings(cfg.recsys), d)  # scored as the model was trained
     try:
         if srv.blocks.n_open() == 0:
             log.warning("no sale is open on %s: no recommendations that day", d)
-        recs = R.top_n(srv, fitted, rr.top_n, rr.model_version, rr.exclude_bought)
+        recs = R.top_n(srv, fitted, rr.top_n, rr.model_version)
         res.add(T.RECOMMENDATIONS, io.write(recs, cfg, T.RECOMMENDATIONS,
                                             replace_where=f"run_date = '{d.isoformat()}'"))
         recs = io.read(spark, cfg, T.RECOMMENDATIONS).where(F.col("run_date") == F.lit(d))

@@ -19,6 +19,7 @@ from vistarank.recsys.engines import ENGINES
 from vistarank.rerank import evaluate as EV
 from vistarank.rerank import model as M
 from vistarank.rerank import training as TR
+from vistarank.rerank.stages import EngineFeatures
 from vistarank.runs import StageResult, record_metrics
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES]
 OUTPUTS = [T.TRAINING_SET, T.RERANK_EVAL]
 NO_IMAGE = [e for e in ENGINES if e != "image"]
+MODEL_FORMAT = 2  # 2: one PipelineModel with EngineFeatures and TopEngine (a model saved before is retrained)
 
 
 def model_folder(cfg: Config) -> str:
@@ -33,7 +35,8 @@ def model_folder(cfg: Config) -> str:
 
 
 def _fp(spark: SparkSession, cfg: Config) -> dict:
-    return runs.fingerprint(spark, cfg, INPUTS, rerank=cfg.rerank.model_dump(), recsys=cfg.recsys.model_dump())
+    return runs.fingerprint(spark, cfg, INPUTS, rerank=cfg.rerank.model_dump(), recsys=cfg.recsys.model_dump(),
+                            model_format=MODEL_FORMAT)
 
 
 def needed(spark: SparkSession, cfg: Config) -> bool:
@@ -57,8 +60,10 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         res.add(T.TRAINING_SET, io.write(TR.examples(ctx, win, rr), cfg, T.TRAINING_SET))
         ex = io.read(spark, cfg, T.TRAINING_SET)
         train, valid, held = (ex.where(F.col("split") == s).cache() for s in ("train", "validation", "eval"))
-        fitted = M.fit(train, valid, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism)
-        no_img = M.fit(train, valid, NO_IMAGE, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism)
+        eng = EngineFeatures.of(rc, rr.exclude_bought)  # the scoring settings, saved with the model
+        fitted = M.fit(train, valid, eng, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism)
+        no_img = M.fit(train, valid, eng, NO_IMAGE, rr.reg_params, rr.elastic_net_params, rr.max_iter,
+                       rr.parallelism)
         folder = model_folder(cfg)
         fitted.model.write().overwrite().save(join(folder, "model"))
         no_img.model.write().overwrite().save(join(folder, "ablation_no_image"))
@@ -70,9 +75,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
 
         # offline evaluation on the held-out days
         results: dict[str, dict[str, float]] = {}
-        scored = M.probability(no_img.model, M.probability(fitted.model, held), "p_no_image")
+        scored = M.probability(no_img, M.probability(fitted, held), "p_no_image")
         lists = TR.eval_lists(ctx, win, rr.exclude_bought)
-        rank_scored = M.probability(no_img.model, M.probability(fitted.model, lists), "p_no_image").cache()
+        rank_scored = M.probability(no_img, M.probability(fitted, lists), "p_no_image").cache()
         arms = {e: (e, False) for e in ENGINES} | {"meta": ("probability", True),
                                                    "meta_no_image": ("p_no_image", True)}
         slices: dict[str, dict[str, dict[str, float]]] = {}

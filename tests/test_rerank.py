@@ -173,3 +173,54 @@ def test_sliced_metrics_agree_with_spark_ranking_evaluator(spark):
     # nothing bought: NaN metrics, no crash
     empty = EV.ranking(df.where("label = 0"), "score", pur, 10)
     assert empty["n_lists"] == 0 and empty["ndcg_at_10"] != empty["ndcg_at_10"]
+
+
+def test_the_saved_reranker_is_one_pipeline_model_that_scores_as_the_nightly_kernel(spark, recommended, tmp_path):
+    """``PipelineModel.load`` restores the scoring settings (EngineFeatures' Params) and the
+    top engine (TopEngine); its relational ``transform`` gives the probabilities and top
+    engines that the fused nightly kernel wrote, and the same top 10."""
+    from pyspark.ml import PipelineModel
+
+    from vistarank.jobs.train_reranker import model_folder
+    from vistarank.rerank import model as M
+    from vistarank.rerank.stages import EngineFeatures, TopEngine
+
+    cfg = recommended
+    d = cfg.effective_run_date()
+    path = f"{model_folder(cfg)}/model"
+    plain = PipelineModel.load(path)  # plain MLlib: no vistarank helper needed to load it
+    eng, top = plain.stages[0], plain.stages[-1]
+    assert isinstance(eng, EngineFeatures) and isinstance(top, TopEngine)
+    rc = cfg.recsys
+    assert (eng.getOrDefault("halfLifeDays"), eng.getOrDefault("historyDays"), eng.getOrDefault("priceSigma"),
+            eng.getOrDefault("popularityDays"), eng.getOrDefault("excludeBought")) == (
+        rc.half_life_days, rc.history_days, rc.price_sigma, rc.popularity_days, cfg.rerank.exclude_bought)
+    assert eng.differences(rc) == {} and eng.differences(rc.model_copy(update={"history_days": 7})) == {
+        "history_days": (rc.history_days, 7)}
+
+    keys = (E.active_users(io.read(spark, cfg, T.VISITS), d, rc.active_days).orderBy("user_id").limit(12)
+            .withColumn("as_of", F.lit(d)))
+    with pytest.raises(ValueError, match="setSources"):
+        plain.transform(keys)
+    eng.setSources(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),
+                   io.read(spark, cfg, T.SALE_THEMES))
+    scored = {(r["user_id"], r["sale_id"]): (r["probability"], r["top_engine"])
+              for r in plain.transform(keys).collect()}
+    users = {u for u, _ in scored}
+    assert len(users) == 12
+    recs = [r for r in io.read(spark, cfg, T.RECOMMENDATIONS).where(F.col("run_date") == F.lit(d)).collect()
+            if r["user_id"] in users]
+    assert len(recs) == 12 * cfg.rerank.top_n
+    for r in recs:
+        p, engine = scored[(r["user_id"], r["sale_id"])]
+        assert p == pytest.approx(r["probability"], abs=1e-9) and engine == r["top_engine"]
+    for u in users:  # the kernel's top 10 is the transform's top 10
+        chosen = {r["sale_id"] for r in recs if r["user_id"] == u}
+        rest = [p for (v, s), (p, _) in scored.items() if v == u and s not in chosen]
+        assert min(p for (v, s), (p, _) in scored.items() if v == u and s in chosen) >= max(rest) - 1e-9
+
+    # a model saved before the engine stage existed is refused with what to do
+    old = str(tmp_path / "old")
+    PipelineModel(plain.stages[1:4]).write().save(old)
+    with pytest.raises(ValueError, match="train_reranker again"):
+        M.load(old)

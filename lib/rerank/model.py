@@ -3,7 +3,10 @@ with elastic net) over the engines' scores, predicting purchase.
 
 Regularisation (regParam x elasticNetParam) is chosen on a time split: fit on the
 training days, AUC on the later validation days; the best pair is refitted on both.
-The model is saved with MLlib persistence under ``<models_dir>/<name>/<version>/``.
+The fitted model is one :class:`PipelineModel` with the re-ranker's own stages around
+the regression (:mod:`vistarank.rerank.stages`): EngineFeatures (keys in, engine scores
+out, the scoring settings as Params) and TopEngine (probability and top engine), saved
+with MLlib persistence under ``<models_dir>/<name>/<version>/model``.
 """
 from __future__ import annotations
 
@@ -12,33 +15,65 @@ from multiprocessing.pool import ThreadPool
 from dataclasses import dataclass, field
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import StandardScaler, VectorAssembler
-from pyspark.ml.functions import vector_to_array
+from pyspark.ml.feature import StandardScaler, StandardScalerModel, VectorAssembler
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+
+from vistarank.rerank.stages import EngineFeatures, TopEngine
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Fitted:
+    """The re-ranker: a :class:`PipelineModel` of EngineFeatures, VectorAssembler,
+    StandardScaler, LogisticRegression and TopEngine (:func:`assemble`), and the grid it
+    was chosen from (metadata: not needed to score)."""
     model: PipelineModel
-    features: list[str]
-    reg_param: float
-    elastic_net: float
     grid: list[dict] = field(default_factory=list)
+
+    def _stage(self, cls):
+        found = [s for s in self.model.stages if isinstance(s, cls)]
+        if not found:
+            raise ValueError(f"the re-ranker has no {cls.__name__} stage: it was saved by an earlier vistarank; "
+                             "run train_reranker again (jobs.pipeline --stages train_reranker --force)")
+        return found[0]
+
+    @property
+    def engine(self) -> EngineFeatures:
+        return self._stage(EngineFeatures)
+
+    @property
+    def features(self) -> list[str]:
+        return list(self._stage(VectorAssembler).getInputCols())
+
+    @property
+    def reg_param(self) -> float:
+        return float(self._stage(LogisticRegressionModel).getRegParam())
+
+    @property
+    def elastic_net(self) -> float:
+        return float(self._stage(LogisticRegressionModel).getElasticNetParam())
 
     def coefficients(self) -> dict[str, float]:
         """Each engine's coefficient on its standardised score (comparable across engines)."""
-        lr = self.model.stages[-1]
+        lr = self._stage(LogisticRegressionModel)
         return {f: float(c) for f, c in zip(self.features, lr.coefficients.toArray())} | {
             "intercept": float(lr.intercept)}
 
     def scaler(self) -> tuple[list[float], list[float]]:
-        sc = self.model.stages[1]
+        sc = self._stage(StandardScalerModel)
         return list(sc.mean.toArray()), list(sc.std.toArray())
+
+    def scorer(self, out: str = "probability") -> PipelineModel:
+        """The stages after EngineFeatures: feature rows in, ``out`` (probability) and
+        ``top_engine`` (``top_engine`` or ``<out>_top_engine``) out."""
+        stages = [s for s in self.model.stages if not isinstance(s, EngineFeatures)]
+        if out != "probability":
+            last = stages[-1]
+            stages[-1] = last.copy({last.probabilityCol: out, last.topEngineCol: f"{out}_top_engine"})
+        return PipelineModel(stages)
 
 
 def pipeline(features: list[str], reg_param: float, elastic_net: float, max_iter: int) -> Pipeline:
@@ -51,14 +86,30 @@ def pipeline(features: list[str], reg_param: float, elastic_net: float, max_iter
     ])
 
 
-def probability(model: PipelineModel, df: DataFrame, out: str = "probability") -> DataFrame:
-    """``df`` with the purchase probability as a double column."""
-    return (model.transform(df).withColumn(out, vector_to_array("prob_vec")[1])
-            .drop("x", "xs", "raw", "pred", "prob_vec"))
+def probability(fitted: Fitted, df: DataFrame, out: str = "probability") -> DataFrame:
+    """Feature rows ``df`` with the purchase probability (``out``) and the top engine."""
+    return fitted.scorer(out).transform(df)
 
 
-def fit(train: DataFrame, validation: DataFrame, features: list[str], reg_params: list[float],
-        elastic_nets: list[float], max_iter: int, parallelism: int = 2) -> Fitted:
+def assemble(engine: EngineFeatures, lr_model: PipelineModel, grid: list[dict] | None = None) -> Fitted:
+    """The full re-ranker from the engine stage and the fitted assembler, scaler and regression."""
+    assembler, scaler, lr = lr_model.stages
+    top = TopEngine(features=list(assembler.getInputCols()), means=list(scaler.mean.toArray()),
+                    stds=list(scaler.std.toArray()), coefficients=list(lr.coefficients.toArray()))
+    return Fitted(PipelineModel([engine, assembler, scaler, lr, top]), list(grid or []))
+
+
+def load(path: str) -> Fitted:
+    """A re-ranker saved with ``fitted.model.write().save(path)``; a model saved by an
+    earlier vistarank (no EngineFeatures stage) is refused with what to do."""
+    fitted = Fitted(PipelineModel.load(path))
+    for cls in (EngineFeatures, TopEngine):
+        fitted._stage(cls)  # raises with what to do when a stage is missing
+    return fitted
+
+
+def fit(train: DataFrame, validation: DataFrame, engine: EngineFeatures, features: list[str],
+        reg_params: list[float], elastic_nets: list[float], max_iter: int, parallelism: int = 2) -> Fitted:
     """Grid over (regParam, elasticNetParam) by validation AUC; refit the best on all rows.
 
     The features are assembled and standardised once (fit on the training days); the
@@ -95,18 +146,4 @@ def fit(train: DataFrame, validation: DataFrame, features: list[str], reg_params
     best = max(range(len(maps)), key=lambda i: (scores[i], -i))  # ties: the first in grid order
     reg, en = grid[best]["reg_param"], grid[best]["elastic_net"]
     model = pipeline(features, reg, en, max_iter).fit(train.unionByName(validation))
-    return Fitted(model, list(features), reg, en, grid)
-
-
-def top_engine(fitted: Fitted) -> F.Column:
-    """The engine that contributed most to a row's score: argmax of coefficient x
-    standardised value (null when no engine pushes the score up)."""
-    coef = fitted.coefficients()
-    mean, std = fitted.scaler()
-    expr = None
-    contrib = {f: F.lit(coef[f]) * (F.col(f) - F.lit(m)) / F.lit(s if s > 0 else 1.0)
-               for f, m, s in zip(fitted.features, mean, std)}
-    top = F.greatest(*contrib.values()) if len(contrib) > 1 else list(contrib.values())[0]
-    for f, c in contrib.items():
-        expr = F.when(c == top, F.lit(f)) if expr is None else expr.when(c == top, F.lit(f))
-    return F.when(top > 0, expr)
+    return assemble(engine, model, grid)

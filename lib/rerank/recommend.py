@@ -11,7 +11,6 @@ import json
 import logging
 
 from PIL import Image, ImageDraw
-from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -24,23 +23,30 @@ log = logging.getLogger(__name__)
 
 
 def load(folder: str) -> M.Fitted:
-    """The saved re-ranker (MLlib persistence) and its metadata."""
+    """The saved re-ranker: one MLlib PipelineModel (:func:`vistarank.rerank.model.load`);
+    model.json beside it adds the grid it was chosen from (metadata)."""
     text = read_text(join(folder, "model.json"))
     if text is None:
         raise FileNotFoundError(f"no re-ranker in {folder}: run train_reranker first")
-    meta = json.loads(text)
-    return M.Fitted(PipelineModel.load(join(folder, "model")), meta["features"], meta["reg_param"],
-                    meta["elastic_net"], meta.get("grid", []))
+    fitted = M.load(join(folder, "model"))
+    fitted.grid = json.loads(text).get("grid", [])
+    return fitted
 
 
-def top_n(srv, fitted: M.Fitted, n: int, model_version: str, exclude_bought: bool = True) -> DataFrame:
+def top_n(srv, fitted: M.Fitted, n: int, model_version: str) -> DataFrame:
     """(run_date, user_id, rank, sale_id, probability, top_engine, model_version): the kernel's
-    ``top`` mode over the run date's active users (:class:`vistarank.recsys.candidates.Serving`)."""
+    ``top`` mode over the run date's active users (:class:`vistarank.recsys.candidates.Serving`,
+    built with the model's settings: ``fitted.engine.settings``), the model's stages applied
+    fused: the same numbers as ``fitted.model.transform``, only the top ``n`` leaving a task."""
     from vistarank.recsys import kernel as K
 
+    eng = fitted.engine
+    if eng.differences(srv.rc):
+        raise ValueError(f"top_n: the serving state was built with other settings than the model's "
+                         f"({eng.differences(srv.rc)}); build it with fitted.engine.settings(rc)")
     states = srv.states(srv.active_keys())
     top = K.score_states(srv.spark, states, srv.blocks, srv.rc.price_sigma, "top", K.Reranker.of(fitted), n,
-                         exclude_bought)
+                         eng.getOrDefault(eng.excludeBought))
     return top.select(F.col("as_of").alias("run_date"), "user_id", "rank", "sale_id", "probability", "top_engine",
                       F.lit(model_version).alias("model_version"))
 

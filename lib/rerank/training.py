@@ -109,14 +109,21 @@ def context(spark, visits: DataFrame, purchases: DataFrame, sales: DataFrame, sa
             win: Windows, rc: RecsysConfig) -> Context:
     """Events, content profiles and the day blocks of every day from the first training
     day to the last evaluation day (CF from each day's own snapshot, as at serving)."""
-    all_days = days(win.train_start, win.end)
-    ev = E.events(visits, purchases, rc.purchase_weight).where(
-        (F.col("date") < F.lit(win.end)) & (F.col("date") >= F.date_sub(F.lit(win.train_start), rc.history_days))
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    catalogue = sales.where(F.col("open_date") <= F.lit(win.end))
-    sale_prof = E.sale_profiles(catalogue).persist(StorageLevel.MEMORY_AND_DISK)
-    open_days = (K.open_by_day(sales, K.days_frame(spark, all_days), win.train_start, win.end)
-                 .select("as_of", "sale_id").persist())
+    return context_for_days(spark, visits, purchases, sales, sale_themes, days(win.train_start, win.end), rc)
+
+
+def context_for_days(spark, visits: DataFrame, purchases: DataFrame, sales: DataFrame,
+                     sale_themes: DataFrame | None, all_days: list[dt.date], rc: RecsysConfig,
+                     persist: bool = True) -> Context:
+    """The :class:`Context` of the days ``all_days``; ``persist=False`` leaves nothing
+    cached (a lazily used result, as :class:`vistarank.rerank.stages.EngineFeatures` returns)."""
+    first, last = min(all_days), max(all_days)
+    keep = (lambda df: df.persist(StorageLevel.MEMORY_AND_DISK)) if persist else (lambda df: df)
+    ev = keep(E.events(visits, purchases, rc.purchase_weight).where(
+        (F.col("date") < F.lit(last)) & (F.col("date") >= F.date_sub(F.lit(first), rc.history_days))))
+    catalogue = sales.where(F.col("open_date") <= F.lit(last))
+    sale_prof = keep(E.sale_profiles(catalogue))
+    open_days = keep(K.open_by_day(sales, K.days_frame(spark, all_days), first, last).select("as_of", "sale_id"))
     blocks = K.day_blocks(spark, all_days, sales, visits, ev, sale_prof, sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
                           popularity_days=rc.popularity_days)
