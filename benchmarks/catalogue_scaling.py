@@ -86,9 +86,12 @@ def tiny_model(d: str) -> tuple[str, str]:
     return path, labels
 
 
-def images_df(spark, start: int, n: int, first_day, days: int, base: bytes):
-    """n synthetic images numbered from ``start``, spread over ``days`` ingest days."""
+def images_df(spark, start: int, n: int, first_day, days: int, base: bytes, chunk_images: int = 20_000):
+    """n synthetic images numbered from ``start``, spread over ``days`` ingest days, each day
+    in ingest parts of about ``chunk_images`` as ``ingest_images`` writes them."""
     from pyspark.sql import functions as F
+
+    from vistarank.vision.ingest import n_parts, part_column
 
     content = F.concat(F.lit(base), F.hex(F.col("id")).cast("binary"))
     day = F.date_add(F.lit(first_day), (F.col("id") % days).cast("int"))
@@ -98,7 +101,8 @@ def images_df(spark, start: int, n: int, first_day, days: int, base: bytes):
                     F.length(content).cast("long").alias("n_bytes"),
                     F.sha2(F.concat(F.lit("p"), F.col("id").cast("string")), 256).alias("phash"),
                     F.lit(None).cast("string").alias("near_duplicate_of"), content.alias("content"),
-                    day.cast("timestamp").alias("ingested_at"), day.alias("ingest_date")))
+                    day.cast("timestamp").alias("ingested_at"), day.alias("ingest_date"))
+            .withColumn("ingest_part", part_column(n_parts(-(-n // days), chunk_images))))
 
 
 def sources_df(spark, start: int, n: int, first_day, days: int, tree: str):
@@ -256,7 +260,7 @@ def run_size(spark, root: str, n: int, model: tuple[str, str], base: bytes, new_
     first = dt.date(2026, 1, 1)
     night = first + dt.timedelta(days=DAYS)
     t0 = time.perf_counter()
-    io.write(images_df(spark, 0, n, first, DAYS, base), cfg, T.IMAGES)
+    io.write(images_df(spark, 0, n, first, DAYS, base, cfg.label.chunk_images), cfg, T.IMAGES)
     labels = (io.read(spark, cfg, T.IMAGES).select(
         "image_id", F.lit("bench:1").alias("model_version"),
         F.array(F.struct(F.lit("tag0").alias("label"), F.lit(1.0).cast("float").alias("probability"))).alias("labels"),

@@ -23,7 +23,10 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     ingest.migrate_images_layout(spark, cfg)
     listing, checked = ingest.plan(spark, cfg)
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
-    images, sources, rejected = ingest.split_checked(checked, F.current_timestamp())
+    # the night's images in parts of about label.chunk_images (partition ingest_part), so that
+    # labelling a large day reads each part once; counted on the persisted rows
+    parts = ingest.n_parts(checked.where("ok").count(), cfg.label.chunk_images)
+    images, sources, rejected = ingest.split_checked(checked, F.current_timestamp(), parts)
     # Appended, each after a check of its own: images not in the catalogue (their ids, with the
     # near-duplicate search, in one scan of the catalogue's ids and hashes); sources and rejections
     # of URIs not known within the listing's window (new_files). Images first: a source row never

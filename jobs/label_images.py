@@ -32,13 +32,13 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
             f"model {rm.model_version}: {rm.path} or {rm.labels_path} does not exist; set model.path/model.labels, "
             "or run pretrain_scene_model for the demo model")
     ingest.migrate_images_layout(spark, cfg)
-    # ids and days only, once: one row per ingest day sizes the chunks; small counts pick the join
-    todo, day_counts, every_image = label.work_list(spark, cfg, rm.model_version)
-    n_todo = sum(c for _, c in day_counts)
-    chunks = label.plan_chunks(day_counts, cfg.label.chunk_images)
+    # ids and partition values only, once: one row per ingest part sizes the chunks; small counts pick the join
+    todo, unit_counts, every_image = label.work_list(spark, cfg, rm.model_version)
+    n_todo = sum(c for _, c in unit_counts)
+    chunks = label.plan_chunks(unit_counts, cfg.label.chunk_images)
     n = len(chunks)
-    log.info("%s: %d images to score in %d chunk(s) over %d ingest day(s)", rm.model_version, n_todo, n,
-             len(day_counts))
+    log.info("%s: %d images to score in %d chunk(s) over %d ingest part(s)", rm.model_version, n_todo, n,
+             len(unit_counts))
     heads = load_manifest(cfg, rm.model_version)
     if n_todo == 0:
         res.add(T.IMAGE_LABELS, 0)

@@ -139,10 +139,12 @@ def insert_new(df: DataFrame, cfg: Config, table: Table) -> int:
     return rows
 
 
-def migrate_partitioning(spark: SparkSession, cfg: Config, table: Table, derived: dict[str, Column]) -> bool:
+def migrate_partitioning(spark: SparkSession, cfg: Config, table: Table, derived: dict[str, Column],
+                         then=None) -> bool:
     """Rewrite ``table`` once when its Delta partitioning differs from its contract (a lakehouse
-    written by an earlier version), adding the ``derived`` columns it lacks. Returns whether it
-    migrated. The rewrite reads and writes the whole table: a one-time cost, logged."""
+    written by an earlier version), adding the ``derived`` columns it lacks, then applying
+    ``then`` (DataFrame -> DataFrame) when given. Returns whether it migrated. The rewrite
+    reads and writes the whole table: a one-time cost, logged."""
     path = table_path(cfg, table)
     if not DeltaTable.isDeltaTable(spark, path):
         return False
@@ -155,6 +157,8 @@ def migrate_partitioning(spark: SparkSession, cfg: Config, table: Table, derived
     for name, col in derived.items():
         if name not in df.columns:
             df = df.withColumn(name, col)
+    if then is not None:
+        df = then(df)
     write(df, cfg, table, mode="overwrite")
     return True
 

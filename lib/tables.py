@@ -79,10 +79,11 @@ IMAGES = Table("images", _s(
     ("image_id", StringType()), ("format", StringType()), ("width", IntegerType()),
     ("height", IntegerType()), ("source_mode", StringType()), ("n_bytes", LongType()),
     ("phash", StringType()), ("near_duplicate_of", StringType()), ("content", BinaryType()),
-    ("ingested_at", TimestampType()), ("ingest_date", DateType())),
-    keys=("image_id",), partition_by=("ingest_date",), partition_follows_key=False,
+    ("ingested_at", TimestampType()), ("ingest_date", DateType()), ("ingest_part", IntegerType())),
+    keys=("image_id",), partition_by=("ingest_date", "ingest_part"), partition_follows_key=False,
     description="unique images by content hash (sha256 of the bytes), with the original bytes; partitioned by "
-                "ingest day so that labelling reads only the days it scores")
+                "ingest day and a hash part sized by the day's images (about label.chunk_images each), so that "
+                "labelling reads only what it scores, each byte once")
 
 IMAGE_SOURCES = Table("image_sources", _s(
     ("image_id", StringType()), ("sale_id", StringType()), ("uri", StringType()),

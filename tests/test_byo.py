@@ -8,7 +8,6 @@ import io as pyio
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 from pyspark.sql import functions as F
 from pyspark.sql.types import (DateType, DoubleType, IntegerType, StringType, StructField, StructType,

@@ -213,11 +213,15 @@ def test_chunks_are_whole_ingest_days_and_a_big_day_is_split():
 
     d = [dt.date(2026, 11, i) for i in range(1, 6)]
     # days packed in order up to the chunk size; each day in exactly one chunk
-    assert plan_chunks([(d[2], 30), (d[0], 50), (d[1], 40), (d[3], 100)], 100) == [
-        ([d[0], d[1]], 0, 1), ([d[2]], 0, 1), ([d[3]], 0, 1)]
-    # a bulk day above the chunk size: hash parts of that day only
-    assert plan_chunks([(d[0], 10), (d[4], 250)], 100) == [([d[0]], 0, 1), ([d[4]], 0, 3), ([d[4]], 1, 3),
-                                                           ([d[4]], 2, 3)]
+    u = [(x, 0) for x in d]  # (ingest_date, ingest_part) units
+    assert plan_chunks([(u[2], 30), (u[0], 50), (u[1], 40), (u[3], 100)], 100) == [
+        ([u[0], u[1]], 0, 1), ([u[2]], 0, 1), ([u[3]], 0, 1)]
+    # parts of one day in order; a part a little above the size (hashes vary) is a chunk of its own, read once
+    parts = [((d[0], 1), 60), ((d[0], 0), 30), ((d[1], 0), 150), ((d[2], 0), 20)]
+    assert plan_chunks(parts, 100) == [([(d[0], 0), (d[0], 1)], 0, 1), ([(d[1], 0)], 0, 1), ([(d[2], 0)], 0, 1)]
+    # a unit above twice the size (written with a larger label.chunk_images): hash splits of that unit only
+    assert plan_chunks([(u[0], 10), (u[4], 250)], 100) == [([u[0]], 0, 1), ([u[4]], 0, 3), ([u[4]], 1, 3),
+                                                           ([u[4]], 2, 3)]
     assert plan_chunks([], 100) == []
 
 
@@ -228,24 +232,37 @@ def test_a_night_reads_only_its_own_ingest_day_and_old_layouts_are_migrated(spar
 
     from vistarank.vision import label
 
-    cfg = _cfg(tmp_path, tiny_model)
+    from vistarank.vision import ingest
+
+    cfg = _cfg(tmp_path, tiny_model, "label.chunk_images=5")
     imgs = io.read(spark, ingested, T.IMAGES).orderBy("image_id").limit(12)
     # a lakehouse written before images were partitioned: no ingest_date, no partitioning
-    old = imgs.drop("ingest_date")
+    old = imgs.drop("ingest_date", "ingest_part")
     old.write.format("delta").save(io.table_path(cfg, T.IMAGES))
-    assert label_images.run(spark, cfg).outputs["image_labels"] == 12
+    assert ingest.migrate_images_layout(spark, cfg)
     detail = DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGES)).detail().first()
-    assert list(detail["partitionColumns"]) == ["ingest_date"]
+    assert list(detail["partitionColumns"]) == ["ingest_date", "ingest_part"]
     assert io.read(spark, cfg, T.IMAGES).where("ingest_date IS NULL").count() == 0
+    # the day's 12 images in 3 parts of about label.chunk_images (5); each chunk reads its own parts' files
+    _, units, every = label.work_list(spark, cfg, "tiny:1")
+    assert every and sum(c for _, c in units) == 12
+    assert len(units) >= 2 and {p for (_, p), _ in units} <= {0, 1, 2}  # 3 hash parts (a part may be empty)
+    chunks = label.plan_chunks(units, 5)
+    assert len(chunks) >= 2 and all(c[2] == 1 for c in chunks)  # no part split
+    files = [set(label.chunk_images(io.read(spark, cfg, T.IMAGES), c).inputFiles()) for c in chunks]
+    assert all(files) and sum(len(f) for f in files) == len(set().union(*files))  # each file in one chunk
+    assert not ingest.migrate_images_layout(spark, cfg)  # once
+    assert label_images.run(spark, cfg).outputs["image_labels"] == 12
     # the next night: 3 new images ingested on another day
     night = dt.date(2030, 1, 2)
     new = (imgs.limit(3).withColumn("image_id", F.concat(F.lit("night-"), "image_id"))
            .withColumn("ingest_date", F.lit(night)))
     io.insert_new(new, cfg, T.IMAGES)
     todo = label.todo_ids(spark, cfg, "tiny:1")
-    days = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
-    assert days == [(night, 3)]
-    chunk = label.chunk_images(io.read(spark, cfg, T.IMAGES), label.plan_chunks(days, 1000)[0])
+    units = [((r["ingest_date"], r["ingest_part"]), r["count"])
+             for r in todo.groupBy("ingest_date", "ingest_part").count().collect()]
+    assert sum(c for _, c in units) == 3 and {d for (d, _), _ in units} == {night}
+    chunk = label.chunk_images(io.read(spark, cfg, T.IMAGES), label.plan_chunks(units, 1000)[0])
     # Delta prunes to that day's partition: only its files are read
     files = chunk.inputFiles()
     assert files and all("ingest_date=2030-01-02" in f for f in files), files

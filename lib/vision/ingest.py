@@ -217,22 +217,47 @@ def check(files: DataFrame, cfg: Config) -> DataFrame:
     return checked.unionByName(unsupported)
 
 
-def split_checked(checked: DataFrame, now: Column) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(new images, one per image_id; sources; rejected)."""
+def n_parts(n_images, chunk_images: int):
+    """How many ``ingest_part`` values a day of ``n_images`` gets: about ``chunk_images``
+    each (a number, or a Column of numbers)."""
+    if isinstance(n_images, Column):
+        return F.greatest(F.lit(1), F.ceil(F.coalesce(n_images, F.lit(0)) / F.lit(chunk_images)))
+    return max(1, -(-int(n_images) // chunk_images))
+
+
+def part_column(parts) -> Column:
+    """``ingest_part``: the image's hash part of its ingest day, in [0, parts)."""
+    p = parts if isinstance(parts, Column) else F.lit(int(parts))
+    return F.pmod(F.xxhash64("image_id"), p).cast("int")
+
+
+def split_checked(checked: DataFrame, now: Column, parts: int = 1) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(new images, one per image_id, in ``parts`` ingest parts; sources; rejected)."""
     ok = checked.where("ok")
     images = (ok.dropDuplicates(["image_id"])
               .select("image_id", "format", "width", "height", "source_mode", "n_bytes", "phash",
                       F.lit(None).cast("string").alias("near_duplicate_of"), "content",
-                      now.alias("ingested_at"), F.to_date(now).alias("ingest_date")))
+                      now.alias("ingested_at"), F.to_date(now).alias("ingest_date"),
+                      part_column(parts).alias("ingest_part")))
     sources = ok.select("image_id", "sale_id", "uri", now.alias("ingested_at"))
     rejected = checked.where(~F.col("ok")).select("uri", "sale_id", "reason", "detail", now.alias("rejected_at"))
     return images, sources, rejected
 
 
 def migrate_images_layout(spark: SparkSession, cfg: Config) -> bool:
-    """An images table written before it was partitioned by ingest day is rewritten once,
-    with ``ingest_date`` derived from ``ingested_at`` (see :func:`vistarank.io.migrate_partitioning`)."""
-    return io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")})
+    """An images table written before its (ingest_date, ingest_part) partitioning is rewritten
+    once (see :func:`vistarank.io.migrate_partitioning`): ``ingest_date`` derived from
+    ``ingested_at`` where missing, ``ingest_part`` from each day's image count (an ids-only
+    count, broadcast), as ingest would have written it."""
+    chunk = cfg.label.chunk_images
+
+    def with_parts(df: DataFrame) -> DataFrame:
+        days = df.groupBy(F.col("ingest_date").alias("_d")).agg(F.count("*").alias("_n"))  # one row per day
+        return (df.join(F.broadcast(days), F.col("ingest_date").eqNullSafe(F.col("_d")), "left")
+                .withColumn("ingest_part", part_column(n_parts(F.col("_n"), chunk))).drop("_d", "_n"))
+
+    return io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")},
+                                   then=with_parts)
 
 
 def hamming(a: Column, b: Column) -> Column:

@@ -2,10 +2,11 @@
 
 Incremental and versioned: the work list is an anti-join of images against
 image_labels for this model_version, on ids and ingest days only, computed once per run;
-results are appended in chunks of whole ingest days (about ``label.chunk_images``
-images per Delta commit). ``images`` is partitioned by ingest day, so a chunk reads only
-its days' bytes: a nightly increment reads that night's images, a new model version reads
-each image once. A rerun scores nothing; a run killed mid-way keeps its finished
+results are appended in chunks of whole ingest parts (about ``label.chunk_images``
+images per Delta commit). ``images`` is partitioned by ingest day and, within a day, by
+hash part (``ingest_part``, about ``label.chunk_images`` images each, sized by the ingest
+that wrote the day), so a chunk reads only its parts' bytes: a nightly increment reads that
+night's images, a new model version reads each image once, however large a day is. A rerun scores nothing; a run killed mid-way keeps its finished
 chunks and the rerun scores the rest, each image exactly once; an image the model
 cannot decode gets an image_label_failures row with the reason and is not retried for
 that version; a new model version scores everything again and never touches another
@@ -41,16 +42,18 @@ def failed_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFram
 
 
 def todo_ids(spark: SparkSession, cfg: Config, model_version: str) -> DataFrame:
-    """(image_id, ingest_date) of the images that have neither labels nor a recorded failure
-    for ``model_version``: a read of ids and days only, never of image bytes."""
-    return (io.read(spark, cfg, T.IMAGES).select("image_id", "ingest_date")
+    """(image_id, ingest_date, ingest_part) of the images that have neither labels nor a
+    recorded failure for ``model_version``: a read of ids and partition values only, never
+    of image bytes."""
+    return (io.read(spark, cfg, T.IMAGES).select("image_id", "ingest_date", "ingest_part")
             .join(done_ids(spark, cfg, model_version), "image_id", "left_anti")
             .join(failed_ids(spark, cfg, model_version), "image_id", "left_anti"))
 
 
 def work_list(spark: SparkSession, cfg: Config, model_version: str) -> tuple[DataFrame, list[tuple], bool]:
-    """The work list, computed once: (todo ids and days, materialised with the lineage cut;
-    images to do per ingest day; whether every image is to do).
+    """The work list, computed once: (todo ids and parts, materialised with the lineage cut;
+    images to do per ingest part, ``[((ingest_date, ingest_part), count)]``; whether every
+    image is to do).
 
     One ids-only pass over images, image_labels and image_label_failures. The materialised
     ids are what every chunk joins on, so the chunks' writes (which change what the anti-join
@@ -58,10 +61,11 @@ def work_list(spark: SparkSession, cfg: Config, model_version: str) -> tuple[Dat
     run, a new model version) compares the count with the images table's row count, which
     Delta answers from its log without reading data."""
     todo = todo_ids(spark, cfg, model_version).localCheckpoint(eager=True)
-    day_counts = [(r["ingest_date"], r["count"]) for r in todo.groupBy("ingest_date").count().collect()]
-    n_todo = sum(c for _, c in day_counts)
+    unit_counts = [((r["ingest_date"], r["ingest_part"]), r["count"])
+                   for r in todo.groupBy("ingest_date", "ingest_part").count().collect()]  # one row per part
+    n_todo = sum(c for _, c in unit_counts)
     every = n_todo > 0 and n_todo == io.read(spark, cfg, T.IMAGES).count()
-    return todo, day_counts, every
+    return todo, unit_counts, every
 
 
 def restrict_to_todo(images: DataFrame, todo: DataFrame, every_image: bool, n_todo: int,
@@ -81,47 +85,67 @@ def n_chunks(n_todo: int, chunk_images: int) -> int:
 
 
 def chunk_filter(i: int, n: int) -> F.Column:
-    return F.pmod(F.xxhash64("image_id"), F.lit(n)) == i
+    """Split ``i`` of ``n`` of an ingest part (a hash with its own seed: ``ingest_part`` is
+    ``xxhash64(image_id)`` modulo the day's parts, which this must not repeat)."""
+    return F.pmod(F.xxhash64(F.lit("label-split"), "image_id"), F.lit(n)) == i
 
 
-Chunk = tuple[list, int, int]  # (ingest days, part, parts)
+Chunk = tuple[list, int, int]  # (ingest units (ingest_date, ingest_part), split, splits)
 
 
-def plan_chunks(day_counts: list[tuple], chunk_images: int) -> list[Chunk]:
-    """Chunks of the work list as whole ingest days (partitions of ``images``), packed in day
-    order up to ``chunk_images`` images each, so that every chunk reads only its days' bytes
-    and each day is read once. A day with more images to score than ``chunk_images`` (a bulk
-    backfill ingested at once) is split into hash parts, each of which reads that day again."""
+def plan_chunks(unit_counts: list[tuple], chunk_images: int) -> list[Chunk]:
+    """Chunks of the work list as whole ingest units, ``(ingest_date, ingest_part)``
+    partitions of ``images``, packed in order up to ``chunk_images`` images each, so that
+    every chunk reads only its units' bytes and each unit is read once. Ingest sizes parts
+    at ``chunk_images`` on average, and hashes vary: a unit of up to twice ``chunk_images``
+    is one chunk of its own. A larger unit (written when ``label.chunk_images`` was larger)
+    is split by hash, each split reading that unit again (logged)."""
     chunks: list[Chunk] = []
-    days: list = []
+    units: list = []
     n = 0
-    for day, count in sorted(day_counts, key=lambda dc: (dc[0] is None, dc[0])):
-        if count > chunk_images:
-            if days:  # keep day order: the days packed so far go first
-                chunks.append((days, 0, 1))
-                days, n = [], 0
+    order = sorted(unit_counts, key=lambda uc: (uc[0][0] is None, uc[0][0] or 0, uc[0][1] or 0))
+    for unit, count in order:
+        if count > 2 * chunk_images:
+            log.warning("ingest part %s holds %d images to score, above label.chunk_images (%d): read once per "
+                        "split", unit, count, chunk_images)
+            if units:  # keep the order: the units packed so far go first
+                chunks.append((units, 0, 1))
+                units, n = [], 0
             parts = n_chunks(count, chunk_images)
-            chunks += [([day], i, parts) for i in range(parts)]
+            chunks += [([unit], i, parts) for i in range(parts)]
             continue
-        if days and n + count > chunk_images:
-            chunks.append((days, 0, 1))
-            days, n = [], 0
-        days.append(day)
+        if count > chunk_images:  # a part a little above the size: alone, read once
+            if units:
+                chunks.append((units, 0, 1))
+                units, n = [], 0
+            chunks.append(([unit], 0, 1))
+            continue
+        if units and n + count > chunk_images:
+            chunks.append((units, 0, 1))
+            units, n = [], 0
+        units.append(unit)
         n += count
-    if days:
-        chunks.append((days, 0, 1))
+    if units:
+        chunks.append((units, 0, 1))
     return chunks
 
 
 def chunk_images(images: DataFrame, chunk: Chunk) -> DataFrame:
-    """The rows of ``images`` in one chunk: a filter on the partition column (Delta reads only
-    those days' files), then the hash part when a day is split."""
-    days, part, parts = chunk
-    known = [d for d in days if d is not None]
-    on_days = F.col("ingest_date").isin(known) if known else F.lit(False)
-    if None in days:
-        on_days = on_days | F.col("ingest_date").isNull()
-    df = images.where(on_days)
+    """The rows of ``images`` in one chunk: a filter on the partition columns (Delta reads only
+    those units' files), then the hash split when a unit is split."""
+    units, part, parts = chunk
+    by_day: dict = {}
+    for day, p in units:
+        by_day.setdefault(day, []).append(p)
+    cond = F.lit(False)
+    for day, ps in by_day.items():
+        on_day = F.col("ingest_date").isNull() if day is None else F.col("ingest_date") == F.lit(day)
+        on_part = (F.col("ingest_part").isin([p for p in ps if p is not None]) if any(p is not None for p in ps)
+                   else F.lit(False))
+        if None in ps:
+            on_part = on_part | F.col("ingest_part").isNull()
+        cond = cond | (on_day & on_part)
+    df = images.where(cond)
     return df.where(chunk_filter(part, parts)) if parts > 1 else df
 
 
