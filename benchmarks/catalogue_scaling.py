@@ -1,7 +1,8 @@
 """Catalogue scaling: what a night of labelling costs as the catalogue grows (issue #13).
 
 For each catalogue size (10 k, 100 k, 1 M images by default):
-- The catalogue is written straight to the `images` table, spread over 30 ingest days. Each
+- The catalogue is written straight to the `images` table, spread over 30 ingest days (one
+  append per day, as nightly runs commit, in ingest parts as `ingest_images` writes). Each
   image is one small JPEG made unique cheaply: the same 24 x 24 picture with the image's
   number appended after its end-of-image marker. Its `image_labels` rows for model
   version `bench:1` are written too. Ingest itself is not what is measured here.
@@ -86,16 +87,29 @@ def tiny_model(d: str) -> tuple[str, str]:
     return path, labels
 
 
-def images_df(spark, start: int, n: int, first_day, days: int, base: bytes, chunk_images: int = 20_000):
-    """n synthetic images numbered from ``start``, spread over ``days`` ingest days, each day
-    in ingest parts of about ``chunk_images`` as ``ingest_images`` writes them."""
+INGEST_TASKS = 8  # ingest.partitions' default: a night's rows are written by that many tasks
+
+
+def _ids(spark, start: int, n: int, days: int, only_day: int | None):
+    """The image numbers [start, start + n), or those of day ``only_day`` (id % days)."""
+    if only_day is None:
+        return spark.range(start, start + n, numPartitions=max(2, n // 50000))
+    first = start + (only_day - start) % days
+    return spark.range(first, start + n, days, numPartitions=INGEST_TASKS)  # as ingest.partitions spreads a night
+
+
+def images_df(spark, start: int, n: int, first_day, days: int, base: bytes, chunk_images: int = 20_000,
+              only_day: int | None = None):
+    """n synthetic images numbered from ``start``, spread over ``days`` ingest days (or those
+    of day ``only_day`` alone), each day in ingest parts of about ``chunk_images`` as
+    ``ingest_images`` writes them."""
     from pyspark.sql import functions as F
 
     from vistarank.vision.ingest import n_parts, part_column
 
     content = F.concat(F.lit(base), F.hex(F.col("id")).cast("binary"))
     day = F.date_add(F.lit(first_day), (F.col("id") % days).cast("int"))
-    return (spark.range(start, start + n, numPartitions=max(2, n // 50000))
+    return (_ids(spark, start, n, days, only_day)
             .select(F.sha2(content, 256).alias("image_id"), F.lit("JPEG").alias("format"),
                     F.lit(24).alias("width"), F.lit(24).alias("height"), F.lit("RGB").alias("source_mode"),
                     F.length(content).cast("long").alias("n_bytes"),
@@ -105,7 +119,7 @@ def images_df(spark, start: int, n: int, first_day, days: int, base: bytes, chun
             .withColumn("ingest_part", part_column(n_parts(-(-n // days), chunk_images))))
 
 
-def sources_df(spark, start: int, n: int, first_day, days: int, tree: str):
+def sources_df(spark, start: int, n: int, first_day, days: int, tree: str, only_day: int | None = None):
     """image_sources rows of ``images_df``'s images: one URI each under the date-laid tree,
     written on its day."""
     from pyspark.sql import functions as F
@@ -116,7 +130,7 @@ def sources_df(spark, start: int, n: int, first_day, days: int, tree: str):
     # as Spark's listing names the files
     uri = F.concat_ws("/", F.lit("file:" + tree), day.cast("string"), sale,
                       F.concat(F.col("id").cast("string"), F.lit(".jpg")))
-    return (spark.range(start, start + n, numPartitions=max(2, n // 50000))
+    return (_ids(spark, start, n, days, only_day)
             .select(F.sha2(content, 256).alias("image_id"), sale.alias("sale_id"), uri.alias("uri"),
                     day.cast("timestamp").alias("ingested_at"), day.alias("ingest_date"))
             .repartitionByRange(days, "ingest_date"))  # a night's files hold a night's rows, as appends do
@@ -260,17 +274,22 @@ def run_size(spark, root: str, n: int, model: tuple[str, str], base: bytes, new_
     first = dt.date(2026, 1, 1)
     night = first + dt.timedelta(days=DAYS)
     t0 = time.perf_counter()
-    io.write(images_df(spark, 0, n, first, DAYS, base, cfg.label.chunk_images), cfg, T.IMAGES)
-    labels = (io.read(spark, cfg, T.IMAGES).select(
-        "image_id", F.lit("bench:1").alias("model_version"),
-        F.array(F.struct(F.lit("tag0").alias("label"), F.lit(1.0).cast("float").alias("probability"))).alias("labels"),
-        F.array(*[F.lit(0.0).cast("float")] * 8).alias("embedding"),
-        F.lit(None).cast("array<float>").alias("probabilities"), F.current_timestamp().alias("scored_at")))
-    io.write(labels, cfg, T.IMAGE_LABELS)
-    history = sources_df(spark, 0, n, first, DAYS, tree)
-    io.write(history.drop("ingest_date"), cfg, T.IMAGE_SOURCES)
-    (history.select("sale_id", "uri", "ingest_date").write.format("delta").partitionBy("ingest_date")
-     .save(manifest))
+    # one commit per day and table, as nightly appends write them (Delta checkpoints every 10
+    # commits): a single huge first commit would be re-read by every snapshot load
+    for k in range(DAYS):
+        imgs = images_df(spark, 0, n, first, DAYS, base, cfg.label.chunk_images, only_day=k)
+        io.write(imgs, cfg, T.IMAGES, mode="append")
+        labels = (imgs.select(
+            "image_id", F.lit("bench:1").alias("model_version"),
+            F.array(F.struct(F.lit("tag0").alias("label"), F.lit(1.0).cast("float").alias("probability")))
+            .alias("labels"),
+            F.array(*[F.lit(0.0).cast("float")] * 8).alias("embedding"),
+            F.lit(None).cast("array<float>").alias("probabilities"), F.current_timestamp().alias("scored_at")))
+        io.write(labels, cfg, T.IMAGE_LABELS, mode="append")
+        history = sources_df(spark, 0, n, first, DAYS, tree, only_day=k)
+        io.write(history.drop("ingest_date"), cfg, T.IMAGE_SOURCES, mode="append")
+        (history.select("sale_id", "uri", "ingest_date").write.format("delta").mode("append")
+         .partitionBy("ingest_date").save(manifest))
     for src in (f"manifest:{manifest}", f"tree:{tree}"):  # the last night's log
         io.write(spark.createDataFrame([(src, night - dt.timedelta(days=1), 0)], "source string, position date, files long")
                  .withColumn("logged_at", F.current_timestamp()), cfg, T.INGEST_LOG, mode="append")
