@@ -44,6 +44,25 @@ def test_negatives_are_open_and_not_bought(spark):
     assert sorted(map(tuple, again)) == sorted(map(tuple, neg))  # seeded: the same draw
 
 
+def test_purchases_of_sales_not_open_that_day_are_left_out_with_a_count(spark, caplog):
+    sales = _sales(spark)
+    open_days = K.open_by_day(sales, K.days_frame(spark, [D, D + dt.timedelta(days=1)]), D,
+                              D + dt.timedelta(days=1)).select("as_of", "sale_id")
+    purchases = spark.createDataFrame([
+        ("u1", "a", D), ("u1", "a", D),          # twice the same: one example
+        ("u2", "d", D),                          # d closed the day before
+        ("u3", "e", D),                          # e opens the day after
+        ("u3", "e", D + dt.timedelta(days=1)),   # ... and is open then
+        ("u4", "b", D + dt.timedelta(days=1)),   # b closed on D
+        ("u5", "c", D + dt.timedelta(days=5)),   # outside the window
+    ], "user_id string, sale_id string, purchase_date date")
+    with caplog.at_level("WARNING", logger="vistarank.rerank.training"):
+        got = TR.bought_when_open(purchases, open_days, D, D + dt.timedelta(days=1), warn=True).collect()
+    assert sorted((r["user_id"], r["sale_id"], r["as_of"]) for r in got) == [
+        ("u1", "a", D), ("u3", "e", D + dt.timedelta(days=1))]
+    assert "3 purchase(s)" in caplog.text and "not open that day" in caplog.text
+
+
 def test_no_feature_uses_data_from_after_the_day(spark):
     sales = _sales(spark)
     base = [("u1", "a", D - dt.timedelta(days=3)), ("u1", "c", D - dt.timedelta(days=1)),

@@ -130,12 +130,23 @@ def context_for_days(spark, visits: DataFrame, purchases: DataFrame, sales: Data
     return Context(spark, ev, sale_prof, sales, purchases, sale_themes, open_days, blocks, rc)
 
 
-def _bought(ctx: Context, start: dt.date, end: dt.date) -> DataFrame:
-    """(user_id, sale_id, as_of) purchases in [start, end] of sales open that day (a purchase
-    of a sale not open that day has no day block to score it against: left out)."""
-    p = (ctx.purchases.where((F.col("purchase_date") >= F.lit(start)) & (F.col("purchase_date") <= F.lit(end)))
+def bought_when_open(purchases: DataFrame, open_days: DataFrame, start: dt.date, end: dt.date,
+                     warn: bool = False) -> DataFrame:
+    """(user_id, sale_id, as_of) purchases in [start, end] of sales open that day. A purchase
+    of a sale not open that day (a booking after the sale closed, a date error upstream)
+    has no day block to score it against: left out, and with ``warn`` counted in the log."""
+    p = (purchases.where((F.col("purchase_date") >= F.lit(start)) & (F.col("purchase_date") <= F.lit(end)))
          .select("user_id", "sale_id", F.col("purchase_date").alias("as_of")).distinct())
-    return p.join(ctx.open_days, ["as_of", "sale_id"], "left_semi")
+    if warn:
+        dropped = p.join(open_days, ["as_of", "sale_id"], "left_anti").count()  # one number
+        if dropped:
+            log.warning("%d purchase(s) between %s and %s are of sales not open that day: left out of the "
+                        "re-ranker's examples (no open-sales block to score them against)", dropped, start, end)
+    return p.join(open_days, ["as_of", "sale_id"], "left_semi")
+
+
+def _bought(ctx: Context, start: dt.date, end: dt.date, warn: bool = False) -> DataFrame:
+    return bought_when_open(ctx.purchases, ctx.open_days, start, end, warn)
 
 
 def _as_keys(pairs: DataFrame) -> DataFrame:
@@ -148,7 +159,7 @@ def _as_keys(pairs: DataFrame) -> DataFrame:
 def examples(ctx: Context, win: Windows, rr: RerankConfig) -> DataFrame:
     """Training, validation and evaluation examples with their features (the kernel's
     ``targets`` mode: each purchase and its negatives, as of the purchase day)."""
-    pos = _bought(ctx, win.train_start, win.end)
+    pos = _bought(ctx, win.train_start, win.end, warn=True)
     pairs = pos.withColumn("label", F.lit(1.0)).unionByName(negatives(pos, ctx.open_days, rr.negatives, rr.seed))
     return (ctx.scores(_as_keys(pairs), "targets").withColumn("split", win.split_of(F.col("as_of")))
             .select("as_of", "user_id", "sale_id", "label", "split", *E.ENGINES))
