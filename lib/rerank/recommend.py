@@ -41,9 +41,10 @@ def top_n(srv, fitted: M.Fitted, n: int, model_version: str) -> DataFrame:
     from vistarank.recsys import kernel as K
 
     eng = fitted.engine
-    if eng.differences(srv.rc):
+    differ = eng.differences(srv.rc)
+    if differ:
         raise ValueError(f"top_n: the serving state was built with other settings than the model's "
-                         f"({eng.differences(srv.rc)}); build it with fitted.engine.settings(rc)")
+                         f"({differ}); build it with fitted.engine.settings(rc)")
     states = srv.states(srv.active_keys())
     top = K.score_states(srv.spark, states, srv.blocks, srv.rc.price_sigma, "top", K.Reranker.of(fitted), n,
                          eng.getOrDefault(eng.excludeBought))

@@ -57,13 +57,16 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                           "leave out the sales a user bought in the history window", TypeConverters.toBoolean)
 
     @keyword_only
-    def __init__(self, *, halfLifeDays: float = 14.0, historyDays: int = 56, popularityDays: int = 7,
-                 priceSigma: float = 0.5, neighborsK: int = 50, shrinkage: float = 10.0, purchaseWeight: float = 5.0,
-                 excludeBought: bool = True) -> None:
+    def __init__(self, *, halfLifeDays: float | None = None, historyDays: int | None = None,
+                 popularityDays: int | None = None, priceSigma: float | None = None, neighborsK: int | None = None,
+                 shrinkage: float | None = None, purchaseWeight: float | None = None,
+                 excludeBought: bool | None = None) -> None:
+        from vistarank.config import RecsysConfig
+
         super().__init__()
-        self._setDefault(halfLifeDays=14.0, historyDays=56, popularityDays=7, priceSigma=0.5, neighborsK=50,
-                         shrinkage=10.0, purchaseWeight=5.0, excludeBought=True)
-        self._set(**self._input_kwargs)
+        defaults = RecsysConfig()  # the config's defaults, not a copy of them
+        self._setDefault(**{p: getattr(defaults, f) for p, f in SETTINGS.items()}, excludeBought=True)
+        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
         self._sources = None
 
     @classmethod
@@ -71,10 +74,13 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
         """The stage with a recsys config's scoring settings."""
         return cls(**{p: getattr(rc, f) for p, f in SETTINGS.items()}, excludeBought=exclude_bought)
 
+    def values(self) -> dict:
+        """The scoring settings as recsys config fields."""
+        return {f: self.getOrDefault(p) for p, f in SETTINGS.items()}
+
     def differences(self, rc) -> dict[str, tuple]:
         """{recsys field: (the model's value, ``rc``'s)} where they differ."""
-        mine = {f: self.getOrDefault(p) for p, f in SETTINGS.items()}
-        return {f: (v, getattr(rc, f)) for f, v in mine.items() if getattr(rc, f) != v}
+        return {f: (v, getattr(rc, f)) for f, v in self.values().items() if getattr(rc, f) != v}
 
     def settings(self, rc):
         """``rc`` (a RecsysConfig) with this model's scoring settings; a setting the config
@@ -82,7 +88,7 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
         for f, (mine, theirs) in self.differences(rc).items():
             log.warning("the re-ranker was trained with recsys.%s = %s; the config says %s: scoring uses the "
                         "model's (retrain to change it)", f, mine, theirs)
-        return rc.model_copy(update={f: self.getOrDefault(p) for p, f in SETTINGS.items()})
+        return rc.model_copy(update=self.values())
 
     def setSources(self, sales: DataFrame, visits: DataFrame, purchases: DataFrame,
                    sale_themes: DataFrame | None = None) -> "EngineFeatures":
@@ -108,7 +114,7 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
             from vistarank.recsys.kernel import FEATURES_SCHEMA
 
             return spark.createDataFrame([], FEATURES_SCHEMA)
-        rc = RecsysConfig(**{f: self.getOrDefault(p) for p, f in SETTINGS.items()})
+        rc = RecsysConfig(**self.values())
         keys = dataset if "labels" in dataset.columns or mode == "all" else dataset.withColumn(
             "labels", F.transform("targets", lambda _: F.lit(0.0)))
         ctx = TR.context_for_days(spark, visits, purchases, sales, sale_themes, days, rc, persist=False)

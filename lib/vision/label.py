@@ -15,7 +15,6 @@ version's rows (image_labels is partitioned by model_version).
 from __future__ import annotations
 
 import logging
-import math
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -24,6 +23,7 @@ from vistarank import io
 from vistarank import tables as T
 from vistarank.config import Config
 from vistarank.udfs.scoring import make_label_udf
+from vistarank.vision.ingest import n_parts
 from vistarank.vision.models import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,6 @@ def restrict_to_todo(images: DataFrame, todo: DataFrame, every_image: bool, n_to
     return images.join(todo, "image_id", "left_semi")
 
 
-def n_chunks(n_todo: int, chunk_images: int) -> int:
-    return max(1, math.ceil(n_todo / chunk_images))
-
-
 def chunk_filter(i: int, n: int) -> F.Column:
     """Split ``i`` of ``n`` of an ingest part (a hash with its own seed: ``ingest_part`` is
     ``xxhash64(image_id)`` modulo the day's parts, which this must not repeat)."""
@@ -103,30 +99,30 @@ def plan_chunks(unit_counts: list[tuple], chunk_images: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     units: list = []
     n = 0
+
+    def flush() -> None:  # the units packed so far become a chunk (order kept)
+        nonlocal units, n
+        if units:
+            chunks.append((units, 0, 1))
+            units, n = [], 0
+
     order = sorted(unit_counts, key=lambda uc: (uc[0][0] is None, uc[0][0] or 0, uc[0][1] or 0))
     for unit, count in order:
         if count > 2 * chunk_images:
             log.warning("ingest part %s holds %d images to score, above label.chunk_images (%d): read once per "
                         "split", unit, count, chunk_images)
-            if units:  # keep the order: the units packed so far go first
-                chunks.append((units, 0, 1))
-                units, n = [], 0
-            parts = n_chunks(count, chunk_images)
-            chunks += [([unit], i, parts) for i in range(parts)]
-            continue
-        if count > chunk_images:  # a part a little above the size: alone, read once
-            if units:
-                chunks.append((units, 0, 1))
-                units, n = [], 0
+            flush()
+            splits = n_parts(count, chunk_images)
+            chunks += [([unit], i, splits) for i in range(splits)]
+        elif count > chunk_images:  # a part a little above the size: alone, read once
+            flush()
             chunks.append(([unit], 0, 1))
-            continue
-        if units and n + count > chunk_images:
-            chunks.append((units, 0, 1))
-            units, n = [], 0
-        units.append(unit)
-        n += count
-    if units:
-        chunks.append((units, 0, 1))
+        else:
+            if n + count > chunk_images:
+                flush()
+            units.append(unit)
+            n += count
+    flush()
     return chunks
 
 
@@ -138,13 +134,9 @@ def chunk_images(images: DataFrame, chunk: Chunk) -> DataFrame:
     for day, p in units:
         by_day.setdefault(day, []).append(p)
     cond = F.lit(False)
-    for day, ps in by_day.items():
+    for day, ps in by_day.items():  # ingest_part is never null (a hash); ingest_date may be
         on_day = F.col("ingest_date").isNull() if day is None else F.col("ingest_date") == F.lit(day)
-        on_part = (F.col("ingest_part").isin([p for p in ps if p is not None]) if any(p is not None for p in ps)
-                   else F.lit(False))
-        if None in ps:
-            on_part = on_part | F.col("ingest_part").isNull()
-        cond = cond | (on_day & on_part)
+        cond = cond | (on_day & F.col("ingest_part").isin(ps))
     df = images.where(cond)
     return df.where(chunk_filter(part, parts)) if parts > 1 else df
 
