@@ -61,9 +61,11 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         ex = io.read(spark, cfg, T.TRAINING_SET)
         train, valid, held = (ex.where(F.col("split") == s).cache() for s in ("train", "validation", "eval"))
         eng = EngineFeatures.of(rc, rr.exclude_bought)  # the scoring settings, saved with the model
-        fitted = M.fit(train, valid, eng, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism)
-        no_img = M.fit(train, valid, eng, NO_IMAGE, rr.reg_params, rr.elastic_net_params, rr.max_iter,
-                       rr.parallelism)
+        fitted = M.fit(train, valid, eng, ENGINES, rr.reg_params, rr.elastic_net_params, rr.max_iter, rr.parallelism,
+                       rr.tol)
+        # the ablation keeps the meta-model's regularisation: only the features differ
+        no_img = M.fit(train, valid, eng, NO_IMAGE, [fitted.reg_param], [fitted.elastic_net], rr.max_iter,
+                       rr.parallelism, rr.tol)
         folder = model_folder(cfg)
         fitted.model.write().overwrite().save(join(folder, "model"))
         no_img.model.write().overwrite().save(join(folder, "ablation_no_image"))
@@ -80,11 +82,10 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         rank_scored = M.probability(no_img, M.probability(fitted, lists), "p_no_image").cache()
         arms = {e: (e, False) for e in ENGINES} | {"meta": ("probability", True),
                                                    "meta_no_image": ("p_no_image", True)}
-        slices: dict[str, dict[str, dict[str, float]]] = {}
+        # one pass for every arm's and slice's ranking metrics (the formulas of Spark's
+        # RankingEvaluator, which tests/test_rerank.py checks them against)
+        slices = EV.sliced_arms(rank_scored, {arm: col for arm, (col, _) in arms.items()}, purchases, rr.top_n)
         for arm, (col, is_prob) in arms.items():
-            # one pass per arm: every slice's ranking metrics (the formulas of Spark's
-            # RankingEvaluator, which tests/test_rerank.py checks them against)
-            slices[arm] = EV.sliced(rank_scored, col, purchases, rr.top_n)
             results[arm] = EV.pointwise(scored, col, is_prob) | slices[arm].pop("all")
         rows = EV.evaluation_rows(results, slices)
         edf = EV.evaluation_frame(spark, rr.model_version, rows)

@@ -131,6 +131,67 @@ def _market(spark):
     return sales, visits, purchases, themes
 
 
+@pytest.mark.parametrize("block_events", [10_000, 40], ids=["one-block", "user-blocks"])
+def test_daily_covisit_similarities_equal_the_relational_snapshots(spark, block_events):
+    """covisit_by_day (every day's co-visit similarities as sparse products in a task, one
+    block of users or partial sums over several) gives, day by day, what the relational
+    formula gives on that day's own snapshot of the history window."""
+    from vistarank.recsys import kernel as K
+
+    rng = np.random.default_rng(3)
+    first = D - dt.timedelta(days=4)
+    rows = [(f"u{rng.integers(30)}", f"s{rng.integers(12):02d}", D - dt.timedelta(days=int(rng.integers(1, 14))))
+            for _ in range(400)]
+    visits = spark.createDataFrame(rows, "user_id string, sale_id string, visit_date date")
+    purchases = spark.createDataFrame([(u, s, d) for u, s, d in rows[:40]],
+                                      "user_id string, sale_id string, purchase_date date")
+    ev = E.events(visits, purchases, 5.0)
+    days = [first + dt.timedelta(days=i) for i in range(5)]
+    opened = spark.createDataFrame([(d, f"s{j:02d}") for d in days for j in range(12) if (j + d.day) % 3],
+                                   "as_of date, sale_id string")
+    hist, h = 5, 3.0
+    for k in (50, 3):
+        got = K.covisit_by_day(ev, opened, first, D, k, 2.0, h, hist, block_events=block_events).collect()
+        assert got and {r["as_of"] for r in got} == set(days)
+        for d in days:
+            ev_d = ev.where((F.col("date") < F.lit(d)) & (F.col("date") >= F.lit(d - dt.timedelta(days=hist))))
+            want = E.covisit_neighbors(ev_d, d, opened.where(F.col("as_of") == F.lit(d)), k, 2.0, h).collect()
+            g = [r for r in got if r["as_of"] == d]
+            if k == 50:  # every co-visited pair, with its similarity
+                assert {(r["query_id"], r["neighbor_id"]): pytest.approx(r["similarity"], abs=1e-12) for r in want} \
+                    == {(r["query_id"], r["neighbor_id"]): r["similarity"] for r in g}
+            else:  # the k best of each sale (ties may pick either member: compare the similarities)
+                per = lambda rs: {q: sorted(round(r["similarity"], 9) for r in rs if r["query_id"] == q)  # noqa: E731
+                                  for q in {r["query_id"] for r in rs}}
+                assert per(g) == per(want) and all(r["rank"] <= 3 for r in g)
+            ranks = sorted((r["query_id"], r["rank"]) for r in g)
+            assert len(ranks) == len(set(ranks))  # one neighbour per rank
+
+
+def test_covisit_pairs_whose_products_underflow_are_kept_with_their_count():
+    """A pair of sales whose only shared visitor's weights underflow in the product (a
+    very short half-life) keeps its place as in the relational formula: similarity 0,
+    counted as a co-visit, not dropped (scipy drops exact zeros from its products)."""
+    import pandas as pd
+
+    from vistarank.udfs import covisit as CV
+
+    # day 10; si: A (age 1) and B (age 5); sj: B (age 5) and C (age 1); half-life 0.005 days
+    pdf = pd.DataFrame({"user_id": ["A", "B", "B", "C"], "sale_id": ["si", "si", "sj", "sj"],
+                        "t": [9, 5, 5, 9], "w": [1.0] * 4})
+    opened = {10: np.array(["si", "sj"], dtype=object)}
+    final = CV.block_similarities(pdf, opened, k=5, shrinkage=0.0, half_life_days=0.005, history_days=30,
+                                  final=True)
+    assert sorted(zip(final["query_id"], final["neighbor_id"], final["similarity"])) == [
+        ("si", "sj", 0.0), ("sj", "si", 0.0)]
+    part = CV.block_similarities(pdf, opened, k=5, shrinkage=0.0, half_life_days=0.005, history_days=30,
+                                 final=False)
+    pairs = part[part["query_id"].notna()]
+    assert sorted(zip(pairs["query_id"], pairs["neighbor_id"], pairs["n"])) == [
+        ("si", "si", 2), ("si", "sj", 1), ("sj", "si", 1), ("sj", "sj", 2)]
+    assert (pairs[pairs["query_id"] != pairs["neighbor_id"]]["dot"] == 0).all()
+
+
 def test_cf_score_equals_the_formula(spark):
     sales, visits, purchases, _ = _market(spark)
     ev = E.events(visits, purchases, 5.0)

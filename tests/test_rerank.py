@@ -186,6 +186,15 @@ def test_sliced_metrics_agree_with_spark_ranking_evaluator(spark):
             assert got["all"][name] == pytest.approx(want[name], abs=1e-9), (k, name)
         assert got["all"]["n_lists"] == want["n_lists"] == 30
         assert sum(got[s]["n_lists"] for s in EV.HISTORY_SLICES) == 30
+    # every arm in one pass: each gets what it gets alone (here the score and its reverse)
+    two = df.withColumn("anti", -df["score"])
+    both = EV.sliced_arms(two, {"meta": "score", "anti": "anti"}, pur, 10)
+    anti = EV.ranking(two, "anti", pur, 10)
+    for name in EV.metric_names(10):
+        for sl in got:
+            assert both["meta"][sl][name] == pytest.approx(got[sl][name], abs=1e-12, nan_ok=True), (sl, name)
+        assert both["anti"]["all"][name] == pytest.approx(anti[name], abs=1e-9), name
+    assert both["anti"]["all"]["ndcg_at_10"] != pytest.approx(both["meta"]["all"]["ndcg_at_10"])
     # sale age 0: sales s00, s05, s10 (recency 1); the lists with such a purchase
     new_lists = {r[0] for r in rows if r[3] > 0 and r[2] in ("s00", "s05", "s10")}
     assert got["sale_age=0"]["n_lists"] == len(new_lists) > 0

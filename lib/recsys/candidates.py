@@ -107,7 +107,7 @@ def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
     catalogue = inp.sales.where(F.col("open_date") <= F.lit(d))
     sale_prof = E.sale_profiles(catalogue).persist(StorageLevel.MEMORY_AND_DISK)
     dd = K.days_frame(spark, [d])
-    covisit = K.covisit_by_day(ev, K.open_by_day(inp.sales, dd, d, d), dd, d, d, rc.neighbors_k, rc.shrinkage,
+    covisit = K.covisit_by_day(ev, K.open_by_day(inp.sales, dd, d, d), d, d, rc.neighbors_k, rc.shrinkage,
                                rc.half_life_days, rc.history_days).persist(StorageLevel.MEMORY_AND_DISK)
     blocks = K.day_blocks(spark, [d], inp.sales, inp.visits, ev, sale_prof, inp.sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,

@@ -40,13 +40,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys.engines import ENGINES
-from vistarank.recsys.similarity import sparse_top_k
+from vistarank.recsys.similarity import ranked
 
 log = logging.getLogger(__name__)
 
 FEATURES_SCHEMA = ("user_id string, as_of date, sale_id string, label double, cf double, content double, "
                    "image double, popularity double, recency double, price_fit double, n_history int")
 TOP_SCHEMA = "user_id string, as_of date, rank int, sale_id string, probability double, top_engine string"
+COVISIT_BLOCK_EVENTS = 1_000_000  # events per user block of the co-visit similarities (a task's pandas frame)
+COVISIT_SEED = 7  # the user blocks' hash seed
 SLICE_USERS = 1024  # users scored at once in a task: 1024 x 300 sales x 6 engines x 8 bytes = 15 MB
 
 
@@ -85,21 +87,49 @@ def popularity_by_day(visits: DataFrame, days: DataFrame, first: dt.date, last: 
             .groupBy("as_of", "sale_id").agg(F.log1p(F.sum("n").cast("double")).alias("popularity")))
 
 
-def covisit_by_day(ev: DataFrame, open_days: DataFrame, days: DataFrame, first: dt.date, last: dt.date,
-                   k: int, shrinkage: float, half_life_days: float, history_days: int) -> DataFrame:
-    """(as_of, query_id, neighbor_id, similarity, rank): for each open sale j of each day, its k
-    most similar sales by co-visits in the ``history_days`` days before that day (the
-    formula of :func:`vistarank.recsys.engines.covisit_neighbors`, one snapshot per day).
-    Every event is spread over the days it counts for, then everything is keyed by day."""
-    decay = F.pow(F.lit(0.5), F.datediff(F.col("as_of"), F.col("date")) / F.lit(half_life_days))
-    prof = (ev.where((F.col("date") >= F.date_sub(F.lit(first), history_days)) & (F.col("date") < F.lit(last)))
-            .select("user_id", "sale_id", "date", "w",
-                    F.explode(_spread(F.col("date"), history_days, first, last)).alias("as_of"))
-            .join(F.broadcast(days), "as_of")
-            .groupBy("as_of", F.col("sale_id").alias("id"), F.col("user_id").alias("feature"))
-            .agg(F.sum(F.col("w") * decay).alias("value")))
-    q = prof.join(open_days.select("as_of", F.col("sale_id").alias("id")), ["as_of", "id"], "left_semi")
-    return sparse_top_k(q, prof, k, shrinkage=shrinkage, by=("as_of",))
+def covisit_by_day(ev: DataFrame, open_days: DataFrame, first: dt.date, last: dt.date, k: int, shrinkage: float,
+                   half_life_days: float, history_days: int, block_events: int = COVISIT_BLOCK_EVENTS) -> DataFrame:
+    """(as_of, query_id, neighbor_id, similarity, rank): for each open sale j of each day
+    (``open_days``: as_of, sale_id), its k most similar sales by co-visits in the
+    ``history_days`` days before that day (the formula of
+    :func:`vistarank.recsys.engines.covisit_neighbors`, one snapshot per day).
+
+    The events are grouped by user block (about ``block_events`` events each) and every
+    day's similarities are sparse products inside the task (:mod:`vistarank.udfs.covisit`):
+    an event is never copied per day. With one block the task returns the top k itself;
+    with more, the blocks' partial dot products, co-visitor counts and norms are summed by
+    key and ranked (a shuffle of the pairs that share users, as a join on users would)."""
+    from vistarank.udfs import covisit as CV
+
+    ev_in = (ev.where((F.col("date") >= F.date_sub(F.lit(first), history_days)) & (F.col("date") < F.lit(last)))
+             .select("user_id", "sale_id", F.datediff(F.col("date"), F.lit(first)).alias("t"), "w"))
+    by_day: dict[int, list[str]] = {}
+    # the open sales of the asked days (a few hundred a day, as the day blocks)
+    for r in open_days.select(F.datediff(F.col("as_of"), F.lit(first)).alias("t"), "sale_id").collect():
+        by_day.setdefault(int(r["t"]), []).append(r["sale_id"])
+    opened = {t: np.array(sorted(ids), dtype=object) for t, ids in by_day.items()}
+    n_blocks = max(1, -(-ev_in.count() // max(1, block_events)))  # one number
+    fn = CV.similarities_fn(opened, k=k, shrinkage=shrinkage, half_life_days=half_life_days,
+                            history_days=history_days, final=n_blocks == 1)
+    grouped = ev_in.withColumn("block", F.pmod(F.xxhash64("user_id", F.lit(COVISIT_SEED)), F.lit(n_blocks))
+                               ).groupBy("block")
+    as_of = F.date_add(F.lit(first), F.col("t")).alias("as_of")
+    if n_blocks == 1:
+        return grouped.applyInPandas(fn, CV.FINAL_SCHEMA).select(as_of, "query_id", "neighbor_id", "similarity",
+                                                                  "rank")
+    log.info("co-visits: %d user blocks, partial sums added up by key", n_blocks)
+    summed = (grouped.applyInPandas(fn, CV.PARTIAL_SCHEMA).groupBy("t", "query_id", "neighbor_id")
+              .agg(F.sum("dot").alias("dot"), F.sum("n").alias("n")))
+    norms = summed.where(F.col("query_id").isNull()).select("t", F.col("neighbor_id").alias("id"),
+                                                            F.sqrt("dot").alias("norm"))
+    pairs = (summed.where(F.col("query_id").isNotNull() & (F.col("query_id") != F.col("neighbor_id")))
+             .join(norms.withColumnRenamed("id", "query_id").withColumnRenamed("norm", "qn"), ["t", "query_id"])
+             .join(norms.withColumnRenamed("id", "neighbor_id").withColumnRenamed("norm", "cn"),
+                   ["t", "neighbor_id"]))
+    cos = F.col("dot") / (F.col("qn") * F.col("cn"))
+    sim = cos * (F.col("n") / (F.col("n") + F.lit(float(shrinkage)))) if shrinkage > 0 else cos
+    return ranked(pairs.select("t", "query_id", "neighbor_id", sim.alias("similarity")), k, ("t",)).select(
+        as_of, "query_id", "neighbor_id", "similarity", "rank")
 
 
 @dataclass
@@ -134,7 +164,7 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     dd = days_frame(spark, days)
     open_days = open_by_day(sales, dd, first, last)
     if covisit is None:
-        covisit = covisit_by_day(ev, open_days, dd, first, last, k, shrinkage, half_life_days, history_days)
+        covisit = covisit_by_day(ev, open_days, first, last, k, shrinkage, half_life_days, history_days)
     nb = (covisit.groupBy("as_of", F.col("query_id").alias("sale_id"))
           .agg(F.array_sort(F.collect_list(F.struct("neighbor_id", "similarity"))).alias("nb")))
     pop = popularity_by_day(visits, dd, first, last, popularity_days)

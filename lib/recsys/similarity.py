@@ -30,7 +30,8 @@ from vistarank.udfs import topk as kernels
 OUT_COLS = ["query_id", "neighbor_id", "similarity", "rank"]
 
 
-def _ranked(pairs: DataFrame, k: int, by: tuple[str, ...] = ()) -> DataFrame:
+def ranked(pairs: DataFrame, k: int, by: tuple[str, ...] = ()) -> DataFrame:
+    """The ``k`` most similar neighbours per (by..., query_id), rank 1 first, ties by neighbor_id."""
     w = Window.partitionBy(*by, "query_id").orderBy(F.col("similarity").desc(), F.col("neighbor_id"))
     return pairs.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= k).select(*by, *OUT_COLS)
 
@@ -59,7 +60,7 @@ def dense_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, dim: int, 
     if nc == 1:  # one candidate block: each query's list is already complete and sorted
         w = Window.partitionBy("query_id").orderBy(F.col("similarity").desc(), F.col("neighbor_id"))
         return found.withColumn("rank", F.row_number().over(w)).select(*OUT_COLS)
-    return _ranked(found, k)
+    return ranked(found, k)
 
 
 def unit_profile(prof: DataFrame, keys: list[str]) -> DataFrame:
@@ -91,7 +92,7 @@ def sparse_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, shrinkage
     if exclude_self:
         pairs = pairs.where(F.col("query_id") != F.col("neighbor_id"))
     sim = F.col("dot") * (F.col("n") / (F.col("n") + F.lit(float(shrinkage)))) if shrinkage > 0 else F.col("dot")
-    return _ranked(pairs.select(*by, "query_id", "neighbor_id", sim.alias("similarity")), k, tuple(by))
+    return ranked(pairs.select(*by, "query_id", "neighbor_id", sim.alias("similarity")), k, tuple(by))
 
 
 def lsh_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, dim: int, bucket_length: float = 0.5,
@@ -119,4 +120,4 @@ def lsh_top_k(queries: DataFrame, candidates: DataFrame, k: int, *, dim: int, bu
                           (1 - F.col("d") ** 2 / 2).alias("similarity"))
     if exclude_self:
         pairs = pairs.where(F.col("query_id") != F.col("neighbor_id"))
-    return _ranked(pairs.dropDuplicates(["query_id", "neighbor_id"]), k)
+    return ranked(pairs.dropDuplicates(["query_id", "neighbor_id"]), k)

@@ -7,7 +7,7 @@ the meta-model without the image features (does the picture help?).
   sales they bought in their history window, as at serving): each arm's top N per
   (user, day) (N = ``rerank.top_n``; the metrics are named after it) against the sales
   bought that day: precision, recall, nDCG and MAP at N with the definitions of Spark's
-  RankingEvaluator (:func:`sliced` computes them per list, for every slice in one pass;
+  RankingEvaluator (:func:`sliced_arms` computes them per list, for every arm and slice in one pass;
   :func:`ranking` runs RankingEvaluator itself and is what the tests check it against),
   and revenue at N = the mean over (user, day) of the amount paid (``purchases.amount``)
   for the bought sales in the top N.
@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import pandas as pd
 from pyspark.ml.evaluation import BinaryClassificationEvaluator, RankingEvaluator
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,15 @@ HISTORY_SLICES = {"history=0": (0, 0), "history=1-4": (1, 4), "history=5+": (5, 
 
 
 def sliced(df: DataFrame, score: str, purchases: DataFrame, k: int) -> dict[str, dict[str, float]]:
-    """Ranking metrics at k per slice of the buyer-days, from per-list formulas (the same
+    """Ranking metrics at k per slice of the buyer-days for one score column (see
+    :func:`sliced_arms`)."""
+    return sliced_arms(df, {score: score}, purchases, k)[score]
+
+
+def sliced_arms(df: DataFrame, arms: dict[str, str], purchases: DataFrame, k: int
+                ) -> dict[str, dict[str, dict[str, float]]]:
+    """Ranking metrics at k per slice of the buyer-days for every arm (name -> score column)
+    in one pass (one shuffle by list, one sort per arm), from per-list formulas (the same
     definitions as Spark's RankingEvaluator, which :func:`ranking` uses for all lists):
 
     - ``sale_age=0|1-2|3+``: relevant = that day's purchases of sales that old (days since
@@ -101,31 +112,27 @@ def sliced(df: DataFrame, score: str, purchases: DataFrame, k: int) -> dict[str,
     - ``history=0|1-4|5+``: the buyer-days whose user had that many distinct sales in their
       history window (``n_history``); relevant = every purchase that day.
 
-    ``df``: (user_id, as_of, sale_id, label, recency, n_history, <score>) for every open
-    sale of every buyer-day. -> {slice: {metric: value, "n_lists": n}}."""
-    age = F.round(F.lit(1.0) / F.col("recency") - 1).cast("int")
-    w = Window.partitionBy("user_id", "as_of").orderBy(F.col(score).desc(), F.col("sale_id"))
+    ``df``: (user_id, as_of, sale_id, label, recency, n_history, <scores>) for every open
+    sale of every buyer-day. -> {arm: {slice: {metric: value, "n_lists": n}}}.
+    Each list's numbers come from pandas over buckets of whole lists
+    (:func:`_list_stats_fn`), then one aggregation over the lists."""
     amount = (purchases.select("user_id", "sale_id", F.col("purchase_date").alias("as_of"), "amount")
               .groupBy("user_id", "sale_id", "as_of").agg(F.sum("amount").alias("amount")))
-    rel = {"all": F.col("label") > 0}
-    rel |= {name: (F.col("label") > 0) & age.between(lo, hi) for name, (lo, hi) in AGE_SLICES.items()}
-    rows = df.withColumn("r", F.row_number().over(w))
-    for name, cond in rel.items():
-        rows = rows.withColumn(f"rel:{name}", F.when(cond, 1).otherwise(0))
-    cum_w = Window.partitionBy("user_id", "as_of").orderBy("r").rowsBetween(Window.unboundedPreceding, 0)
-    for name in rel:
-        rows = rows.withColumn(f"cum:{name}", F.sum(f"rel:{name}").over(cum_w))
-    rows = rows.join(amount, ["user_id", "sale_id", "as_of"], "left")
-    aggs = [F.max("n_history").alias("n_history")]
-    top = F.col("r") <= k
-    for name in rel:
-        r_, c_ = F.col(f"rel:{name}"), F.col(f"cum:{name}")
-        aggs += [F.sum(r_).alias(f"nrel:{name}"),
-                 F.sum(F.when(top, r_)).alias(f"hits:{name}"),
-                 F.sum(F.when(top & (r_ > 0), 1.0 / F.log2(F.col("r") + 1))).alias(f"dcg:{name}"),
-                 F.sum(F.when(top & (r_ > 0), c_ / F.col("r"))).alias(f"ap:{name}"),
-                 F.sum(F.when(top & (r_ > 0), F.coalesce("amount", F.lit(0.0)))).alias(f"rev:{name}")]
-    lists = rows.groupBy("user_id", "as_of").agg(*aggs)
+    names = list(arms)
+    rel = ["all", *AGE_SLICES]
+    cols = [("n_history", T.IntegerType())] + [(f"nrel:{r}", T.LongType()) for r in rel]
+    cols += [(f"{m}{a}:{r}", T.DoubleType()) for a in range(len(names)) for r in rel for m in ("hits", "dcg", "ap", "rev")]
+    schema = T.StructType([T.StructField("user_id", T.StringType()), T.StructField("as_of", T.DateType())]
+                          + [T.StructField(c, t) for c, t in cols])
+    scores = [F.col(c).cast("double").alias(f"s{a}") for a, c in enumerate(arms.values())]
+    rows = df.join(amount, ["user_id", "sale_id", "as_of"], "left").select(
+        "user_id", "as_of", "sale_id", "label", "recency", "n_history",
+        F.coalesce("amount", F.lit(0.0)).alias("amount"), *scores)
+    # buckets of whole lists, one pandas call each (a few per task, not one per list)
+    conf = str(df.sparkSession.conf.get("spark.sql.shuffle.partitions", "200"))
+    buckets = int(conf) if conf.isdigit() else 200  # Databricks may say "auto"
+    bucket = F.pmod(F.xxhash64("user_id", "as_of"), F.lit(buckets)).alias("bucket")
+    lists = rows.groupBy(bucket).applyInPandas(_list_stats_fn(len(names), k), schema)
     per_slice = [(name, name, None) for name in rel] + [(name, "all", rng) for name, rng in HISTORY_SLICES.items()]
     out_aggs = []
     for i, (name, r, rng) in enumerate(per_slice):
@@ -134,21 +141,63 @@ def sliced(df: DataFrame, score: str, purchases: DataFrame, k: int) -> dict[str,
         keep = nrel > 0
         if rng is not None:
             keep = keep & F.col("n_history").between(*rng)
-        vals = {"precision": F.coalesce(F.col(f"hits:{r}"), F.lit(0)) / k,
-                "recall": F.coalesce(F.col(f"hits:{r}"), F.lit(0)) / nrel,
-                "ndcg": F.coalesce(F.col(f"dcg:{r}"), F.lit(0.0)) / idcg,
-                "map": F.coalesce(F.col(f"ap:{r}"), F.lit(0.0)) / m,
-                "revenue": F.coalesce(F.col(f"rev:{r}"), F.lit(0.0))}
-        out_aggs += [F.avg(F.when(keep, v)).alias(f"{i}:{metric}") for metric, v in vals.items()]
         out_aggs.append(F.sum(F.when(keep, 1).otherwise(0)).alias(f"{i}:n"))
+        for a in range(len(names)):
+            vals = {"precision": F.col(f"hits{a}:{r}") / k, "recall": F.col(f"hits{a}:{r}") / nrel,
+                    "ndcg": F.col(f"dcg{a}:{r}") / idcg, "map": F.col(f"ap{a}:{r}") / m,
+                    "revenue": F.col(f"rev{a}:{r}")}
+            out_aggs += [F.avg(F.when(keep, v)).alias(f"{i}:{a}:{metric}") for metric, v in vals.items()]
     row = lists.agg(*out_aggs).first()
-    result = {}
+    result: dict[str, dict[str, dict[str, float]]] = {arm: {} for arm in names}
     for i, (name, _, _) in enumerate(per_slice):
         n = int(row[f"{i}:n"] or 0)
-        value = {m: row[f"{i}:{m}"] for m in ("precision", "recall", "ndcg", "map", "revenue")}
-        result[name] = {f"{m}_at_{k}": float("nan") if v is None else float(v) for m, v in value.items()} | {
-            "n_lists": float(n)}
+        for a, arm in enumerate(names):
+            value = {m: row[f"{i}:{a}:{m}"] for m in ("precision", "recall", "ndcg", "map", "revenue")}
+            result[arm][name] = {f"{m}_at_{k}": float("nan") if v is None else float(v)
+                                 for m, v in value.items()} | {"n_lists": float(n)}
     return result
+
+
+def _list_stats_fn(n_arms: int, k: int):
+    """applyInPandas over a bucket of whole lists (user, day): for each list, per arm
+    (scores ``s0``, ``s1``, ...; ranked by score, ties by sale_id, as :func:`ranking`
+    builds RankingEvaluator's input) and per relevance (any purchase; purchases of sales
+    of each age slice): hits, DCG, the sum of precisions at the hits (AP's numerator) and
+    the amount paid, in the top k. Vectorised over the bucket's lists."""
+    bounds = list(AGE_SLICES.values())
+    names = ["all", *AGE_SLICES]
+
+    def fn(pdf: pd.DataFrame) -> pd.DataFrame:
+        lid, keys = pd.MultiIndex.from_frame(pdf[["user_id", "as_of"]]).factorize()
+        n_lists = len(keys)
+        bought = pdf["label"].to_numpy(dtype=float) > 0
+        with np.errstate(divide="ignore"):
+            age = np.round(1.0 / pdf["recency"].to_numpy(dtype=float) - 1)
+        rels = [bought] + [bought & (age >= lo) & (age <= hi) for lo, hi in bounds]
+        ids = pdf["sale_id"].to_numpy(dtype=object)
+        amount = pdf["amount"].to_numpy(dtype=float)
+        hist = pd.Series(pdf["n_history"].to_numpy()).groupby(lid).max().reindex(range(n_lists))
+        out = {"user_id": keys.get_level_values(0), "as_of": keys.get_level_values(1),
+               "n_history": hist.astype("Int32").to_numpy()}
+        for r, rel in zip(names, rels):
+            out[f"nrel:{r}"] = np.bincount(lid, weights=rel, minlength=n_lists).astype(np.int64)
+        sum_by = lambda lo, w: np.bincount(lo, weights=w, minlength=n_lists)  # noqa: E731
+        for a in range(n_arms):
+            order = np.lexsort((ids, -pdf[f"s{a}"].to_numpy(dtype=float), lid))  # list, score desc, id
+            lo = lid[order]
+            start = np.searchsorted(lo, lo, side="left")
+            rank = (np.arange(len(lo)) - start + 1).astype(float)
+            top = rank <= k
+            for r, rel in zip(names, rels):
+                hit = (rel[order] & top).astype(float)
+                cum = np.cumsum(hit)
+                within = cum - (cum[start] - hit[start])  # hits so far in the list
+                out[f"hits{a}:{r}"] = sum_by(lo, hit)
+                out[f"dcg{a}:{r}"] = sum_by(lo, hit / np.log2(rank + 1))
+                out[f"ap{a}:{r}"] = sum_by(lo, hit * within / rank)
+                out[f"rev{a}:{r}"] = sum_by(lo, hit * amount[order])
+        return pd.DataFrame(out)
+    return fn
 
 
 def lift_table(results: dict[str, dict[str, float]], baseline: str = "popularity") -> list[dict]:

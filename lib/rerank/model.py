@@ -76,12 +76,12 @@ class Fitted:
         return PipelineModel(stages)
 
 
-def pipeline(features: list[str], reg_param: float, elastic_net: float, max_iter: int) -> Pipeline:
+def pipeline(features: list[str], reg_param: float, elastic_net: float, max_iter: int, tol: float = 1e-6) -> Pipeline:
     return Pipeline(stages=[
         VectorAssembler(inputCols=features, outputCol="x", handleInvalid="error"),
         StandardScaler(inputCol="x", outputCol="xs", withMean=True, withStd=True),
         LogisticRegression(featuresCol="xs", labelCol="label", regParam=reg_param, elasticNetParam=elastic_net,
-                           maxIter=max_iter, standardization=False, probabilityCol="prob_vec",
+                           maxIter=max_iter, tol=tol, standardization=False, probabilityCol="prob_vec",
                            rawPredictionCol="raw", predictionCol="pred"),
     ])
 
@@ -109,7 +109,8 @@ def load(path: str) -> Fitted:
 
 
 def fit(train: DataFrame, validation: DataFrame, engine: EngineFeatures, features: list[str],
-        reg_params: list[float], elastic_nets: list[float], max_iter: int, parallelism: int = 2) -> Fitted:
+        reg_params: list[float], elastic_nets: list[float], max_iter: int, parallelism: int = 2,
+        tol: float = 1e-6) -> Fitted:
     """Grid over (regParam, elasticNetParam) by validation AUC; refit the best on all rows.
 
     The features are assembled and standardised once (fit on the training days); the
@@ -122,7 +123,7 @@ def fit(train: DataFrame, validation: DataFrame, engine: EngineFeatures, feature
     prep = Pipeline(stages=pipeline(features, 0.0, 0.0, max_iter).getStages()[:2]).fit(train)
     tr = prep.transform(train).select("xs", "label").cache()
     va = prep.transform(validation).select("xs", "label").cache()
-    lr = pipeline(features, 0.0, 0.0, max_iter).getStages()[-1]
+    lr = pipeline(features, 0.0, 0.0, max_iter, tol).getStages()[-1]
     maps = [{lr.regParam: reg, lr.elasticNetParam: en}
             for reg in reg_params for en in (elastic_nets if reg > 0 else [0.0])]  # no regularisation: no mix
     auc = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="raw", metricName="areaUnderROC")
@@ -145,5 +146,5 @@ def fit(train: DataFrame, validation: DataFrame, engine: EngineFeatures, feature
                  g["validation_auc"])
     best = max(range(len(maps)), key=lambda i: (scores[i], -i))  # ties: the first in grid order
     reg, en = grid[best]["reg_param"], grid[best]["elastic_net"]
-    model = pipeline(features, reg, en, max_iter).fit(train.unionByName(validation))
+    model = pipeline(features, reg, en, max_iter, tol).fit(train.unionByName(validation))
     return assemble(engine, model, grid)
