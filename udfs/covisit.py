@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vistarank.udfs.topk import first_k_per_row
+
 FINAL_SCHEMA = "t int, query_id string, neighbor_id string, similarity double, rank int"
 PARTIAL_SCHEMA = "t int, query_id string, neighbor_id string, dot double, n long"
 
@@ -60,12 +62,7 @@ def _top_k(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: int) -> tupl
         if b - a > k:
             kth = -np.partition(-vals[a:b], k - 1)[k - 1]
             keep[a:b] = vals[a:b] >= kth
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    place = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-    keep = place < k
-    return rows[keep], cols[keep], vals[keep], place[keep] + 1
+    return first_k_per_row(rows[keep], cols[keep], vals[keep], k)
 
 
 def block_similarities(pdf: pd.DataFrame, open_by_day: dict[int, np.ndarray], *, k: int, shrinkage: float,

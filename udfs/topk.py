@@ -15,6 +15,16 @@ import pandas as pd
 TOPK_SCHEMA = "query_id string, neighbor_id string, similarity double"
 
 
+def first_k_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Sparse (row, col, val) entries sorted by (row, -val, col) and cut at k per row, with
+    each kept entry's rank in its row (from 1). Columns in id order make ties resolve by id."""
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    place = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    keep = place < k
+    return rows[keep], cols[keep], vals[keep], place[keep] + 1
+
+
 def block_top_k(q_ids: np.ndarray, q: np.ndarray, c_ids: np.ndarray, c: np.ndarray, k: int,
                 exclude_self: bool = True, slice_rows: int = 512) -> pd.DataFrame:
     """Top-k candidates per query (cosine of unit vectors); ties broken by candidate id."""
@@ -38,11 +48,8 @@ def block_top_k(q_ids: np.ndarray, q: np.ndarray, c_ids: np.ndarray, c: np.ndarr
         # sorted by (row, -sim, candidate position = id order) and cut at k per row.
         kth = -np.partition(-sims, kk - 1, axis=1)[:, kk - 1]
         rows, cols = np.nonzero(sims >= kth[:, None])
-        vals = sims[rows, cols]
-        order = np.lexsort((cols, -vals, rows))
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        place = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-        keep = (place < k) & np.isfinite(vals)
+        rows, cols, vals, _ = first_k_per_row(rows, cols, sims[rows, cols], k)
+        keep = np.isfinite(vals)  # the query itself (-inf) sorts last in its row
         out_q.append(ids[rows[keep]])
         out_c.append(c_ids[cols[keep]])
         out_s.append(vals[keep].astype(np.float64))
