@@ -44,7 +44,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         where = f"run_date = '{d.isoformat()}'"  # a rerun of a date replaces exactly that date
         res.add(T.SALE_NEIGHBORS, io.write(built.neighbors, cfg, T.SALE_NEIGHBORS, replace_where=where))
         if built.candidates is not None:
-            res.add(T.CANDIDATES, io.write(built.candidates, cfg, T.CANDIDATES, replace_where=where))
+            # merge_schema: a table written before the als column gains it
+            res.add(T.CANDIDATES, io.write(built.candidates, cfg, T.CANDIDATES, replace_where=where,
+                                           merge_schema=True))
             keep = cfg.recsys.candidates_retention_days
             if keep > 0:
                 io.delete_where(spark, cfg, T.CANDIDATES, f"run_date < date_sub(DATE'{d.isoformat()}', {keep})")

@@ -57,6 +57,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
              win.validation_start, win.eval_start, win.end)
     ctx = TR.context(spark, visits, purchases, sales, sale_themes, win, rc)
     try:
+        als, als_grid, known = TR.tune_als(ctx, win, rr)  # on the validation days
+        ctx.fit_als(als, known)
+        rc = rc.model_copy(update={"als_rank": als.rank, "als_reg_param": als.reg_param, "als_alpha": als.alpha})
         res.add(T.TRAINING_SET, io.write(TR.examples(ctx, win, rr), cfg, T.TRAINING_SET))
         ex = io.read(spark, cfg, T.TRAINING_SET)
         train, valid, held = (ex.where(F.col("split") == s).cache() for s in ("train", "validation", "eval"))
@@ -72,6 +75,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         coef = fitted.coefficients()
         meta = {"model_version": rr.model_version, "features": fitted.features, "reg_param": fitted.reg_param,
                 "elastic_net": fitted.elastic_net, "grid": fitted.grid, "coefficients": coef,
+                "als": {"rank": als.rank, "reg_param": als.reg_param, "alpha": als.alpha,
+                        "refit_days": rc.als_refit_days, "grid": als_grid},
                 "windows": {k: str(v) for k, v in win.__dict__.items()}, "run_date": str(d)}
         write_bytes(join(folder, "model.json"), json.dumps(meta, indent=1).encode())
 
@@ -109,6 +114,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         ctx.release()
     runs.mark_current(cfg, "train_reranker", fp)
     m, p, ni = results["meta"], results["popularity"], results["meta_no_image"]
+    res.notes.append(f"ALS rank {als.rank}, regParam {als.reg_param:g}, alpha {als.alpha:g}"
+                     + (f" (chosen on the validation days from {len(als_grid)})" if als_grid else ""))
     res.notes.append(f"{rr.model_version}: regParam {fitted.reg_param:g}, elasticNet {fitted.elastic_net:g}; "
                      + ", ".join(f"{k} {v:+.2f}" for k, v in coef.items() if k != "intercept"))
     k = rr.top_n

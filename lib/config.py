@@ -189,6 +189,12 @@ class RecsysConfig(_Section):
     history_days: int = Field(56, ge=1)
     candidates_sample: float = Field(0.02, ge=0, le=1)
     candidates_retention_days: int = Field(14, ge=0)
+    als_rank: int = Field(32, ge=0)
+    als_reg_param: float = Field(0.1, ge=0)
+    als_alpha: float = Field(1.0, ge=0)
+    als_max_iter: int = Field(10, ge=1)
+    als_refit_days: int = Field(7, ge=1)
+    als_half_life_days: float = Field(0.0, ge=0)
 
 
 class RerankConfig(_Versioned):
@@ -207,6 +213,9 @@ class RerankConfig(_Versioned):
     exclude_bought: bool = True
     parallelism: int = Field(2, ge=1)
     review_users: int = Field(4, ge=1)
+    als_ranks: list[int] = Field(default_factory=list)
+    als_reg_params: list[float] = Field(default_factory=list)
+    als_alphas: list[float] = Field(default_factory=list)
 
 
 class FineTuneConfig(_Section):

@@ -239,12 +239,13 @@ def test_build_candidates_stage_on_the_tiny_world(spark, themed):
     d = cfg.effective_run_date()
     # a partition older than the retention: deleted by the run
     old = d - dt.timedelta(days=cfg.recsys.candidates_retention_days + 1)
-    io.write(spark.createDataFrame([(old, "u", "s", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)], T.CANDIDATES.schema), cfg,
+    io.write(spark.createDataFrame([(old, "u", "s", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)], T.CANDIDATES.schema), cfg,
              T.CANDIDATES, mode="append")
     res = build_candidates.run(spark, cfg)
     cands = io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") == F.lit(d))
     n = cands.count()
     assert n == res.outputs["candidates"] and n > 0
+    assert cands.agg(F.max("als")).first()[0] > 0  # the latent-factor engine speaks on the tiny world
     assert io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") < F.lit(d)).count() == 0
     # a seeded sample of the active users (conftest: half of them), each with every open sale
     sampled = cands.select("user_id").distinct().count()
@@ -283,7 +284,7 @@ def test_kernel_scores_equal_the_relational_engines(spark, half_life):
     rel = E.features(pairs, sales, ev_before, visits, E.sale_profiles(sales.where(F.col("open_date") <= F.lit(D))),
                      themes, cov.withColumn("snapshot", F.lit(D)), half_life_days=half_life,
                      popularity_days=rc.popularity_days, price_sigma=rc.price_sigma)
-    want = {(r["user_id"], r["sale_id"]): [r[e] for e in E.ENGINES] for r in rel.collect()}
+    want = {(r["user_id"], r["sale_id"]): [r[e] for e in E.RELATIONAL] for r in rel.collect()}
     ev = E.events(visits, purchases, rc.purchase_weight)
     prof = E.sale_profiles(sales.where(F.col("open_date") <= F.lit(D)))
     blocks = K.day_blocks(spark, [D], sales, visits, ev, prof, themes, k=rc.neighbors_k, shrinkage=rc.shrinkage,
@@ -292,12 +293,84 @@ def test_kernel_scores_equal_the_relational_engines(spark, half_life):
     keys = E.active_users(visits, D, rc.active_days).withColumn("as_of", F.lit(D))
     states = K.user_states(keys, E.events(visits, purchases, rc.purchase_weight), half_life_days=half_life,
                            history_days=3650)
-    got = {(r["user_id"], r["sale_id"]): [r[e] for e in E.ENGINES]
+    got = {(r["user_id"], r["sale_id"]): [r[e] for e in E.RELATIONAL]
            for r in K.score_states(spark, states, blocks, rc.price_sigma, "all").collect()}
     assert set(got) == set(want) and len(got) == 12
     for key, v in want.items():
         assert got[key] == pytest.approx(v, abs=1e-6), key
     assert got[("u1", "s3")][0] > 0 and got[("u1", "s4")][0] == 0.0  # CF at work; s4 opened today
+
+
+def test_als_engine_folds_in_the_users_mllib_solves(spark):
+    """The kernel's ALS score of a user is MLlib's own: the user's factor folded in from
+    their ratings of the day against the snapshot's item factors equals the factor ALS
+    fitted (its last half-step is that very solve), so the score is squash(max(0, x_u . y_j)).
+    A sale without factors (no visit before the snapshot: s4 opens that day) scores 0, and
+    a visit on the day itself is not a rating."""
+    from vistarank.recsys import kernel as K
+    from vistarank.recsys import latent as LT
+
+    rng = np.random.default_rng(5)
+    rows = [(f"u{rng.integers(25)}", f"s{rng.integers(1, 4)}", D - dt.timedelta(days=int(rng.integers(1, 6))))
+            for _ in range(150)] + [("u0", "s4", D)]
+    visits = spark.createDataFrame(rows, "user_id string, sale_id string, visit_date date")
+    sales, _, purchases, themes = _market(spark)
+    rc = C.RecsysConfig(history_days=30, half_life_days=7.0)
+    ev = E.events(visits, purchases, rc.purchase_weight)
+    settings = LT.AlsSettings(rank=3, reg_param=0.05, alpha=4.0, max_iter=15, half_life_days=7.0)
+    model, users, items = LT.fit_model(ev, D, settings, history_days=30)
+    fac = LT.fit(ev, D, settings, history_days=30)
+    assert list(fac.ids) == ["s1", "s2", "s3"]  # s4: visited on D only
+    uid = {row["u"]: row["user_id"] for row in users.collect()}
+    uf = {uid[row["id"]]: np.asarray(row["features"]) for row in model.userFactors.collect()}
+    itf = {row["sale_id"]: np.asarray(row["features"])
+           for row in model.itemFactors.join(items.withColumnRenamed("i", "id"), "id").collect()}
+    for j, sid in enumerate(fac.ids):  # a refit gives the same item factors (same data, numbering, seed)
+        assert np.allclose(fac.matrix[j], itf[sid], atol=1e-6)
+    blocks = K.day_blocks(spark, [D], sales, visits, ev, E.sale_profiles(sales), themes, k=rc.neighbors_k,
+                          shrinkage=rc.shrinkage, half_life_days=7.0, history_days=30,
+                          popularity_days=rc.popularity_days)
+    assert blocks.als is None
+    blocks.als = {D: fac}
+    keys = spark.createDataFrame([(u, D) for u in uf], "user_id string, as_of date")
+    states = K.user_states(keys, ev, half_life_days=3.0, history_days=30, als_half_life_days=7.0)
+    got = {(x["user_id"], x["sale_id"]): x["als"] for x in K.score_states(spark, states, blocks, 0.5, "all").collect()}
+    assert len(uf) >= 20
+    for u, x in uf.items():
+        for s in ("s1", "s2", "s3"):
+            assert got[(u, s)] == pytest.approx(LT.score(x[None, :], itf[s][None, :])[0, 0], abs=1e-5), (u, s)
+        assert got[(u, "s4")] == 0.0  # no factors: opened today
+    assert max(got.values()) > 0.1  # the engine speaks
+
+
+@pytest.mark.parametrize("block_events", [10_000, 30], ids=["one-block", "user-blocks"])
+def test_als_refresh_is_one_more_iteration_of_the_snapshot(spark, block_events):
+    """The daily refresh (users folded in, then every rated sale's factor solved from them)
+    is one more ALS iteration: on the snapshot's own ratings, near convergence, it gives
+    back MLlib's item factors; on a later day a sale first visited after the snapshot gets
+    factors; one block of users and several (partial sums added by day) agree."""
+    from vistarank.recsys import latent as LT
+
+    rng = np.random.default_rng(11)
+    rows = [(f"u{rng.integers(40)}", f"s{rng.integers(1, 6)}", D - dt.timedelta(days=int(rng.integers(1, 8))))
+            for _ in range(300)] + [(f"u{i}", "s9", D + dt.timedelta(days=1)) for i in range(6)]
+    visits = spark.createDataFrame(rows, "user_id string, sale_id string, visit_date date")
+    purchases = spark.createDataFrame([], "user_id string, sale_id string, purchase_date date")
+    ev = E.events(visits, purchases, 5.0)
+    settings = LT.AlsSettings(rank=3, reg_param=0.05, alpha=2.0, max_iter=40)
+    fac = LT.fit(ev, D, settings, history_days=30)
+    later = D + dt.timedelta(days=2)
+    got = LT.refresh(ev, {D: fac, later: fac}, settings, history_days=30, block_events=block_events)
+    same = got[D]
+    assert list(same.ids) == list(fac.ids)
+    assert np.allclose(same.matrix, fac.matrix, atol=1e-2)  # near a fixed point of the iteration (40 of them)
+    assert "s9" in set(got[later].ids) and "s9" not in set(fac.ids)
+    assert np.abs(got[later].matrix[list(got[later].ids).index("s9")]).sum() > 0
+    other = LT.refresh(ev, {D: fac, later: fac}, settings, history_days=30,
+                       block_events=10_000 if block_events != 10_000 else 30)
+    for d in (D, later):
+        assert list(other[d].ids) == list(got[d].ids)
+        assert np.allclose(other[d].matrix, got[d].matrix, atol=1e-9)
 
 
 def test_empty_days_and_new_users_score_without_a_crash(spark):
@@ -307,7 +380,8 @@ def test_empty_days_and_new_users_score_without_a_crash(spark):
 
     sales, visits, purchases, themes = _market(spark)
     inp = C.Inputs(sales, visits, purchases, themes)
-    rr = K.Reranker(tuple(E.ENGINES), (0.0,) * 6, (1.0,) * 6, (1.0,) * 6, 0.0)
+    n = len(E.ENGINES)
+    rr = K.Reranker(tuple(E.ENGINES), (0.0,) * n, (1.0,) * n, (1.0,) * n, 0.0)
     later = D + dt.timedelta(days=60)  # every sale closed, nobody active
     srv = C.serving(spark, inp, C.RecsysConfig(), later)
     assert srv.blocks.n_open() == 0 and srv.active_keys().count() == 0
@@ -320,7 +394,8 @@ def test_empty_days_and_new_users_score_without_a_crash(spark):
     keys = spark.createDataFrame([("newcomer", D)], "user_id string, as_of date")
     rows = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "all").collect()
     assert sorted(r["sale_id"] for r in rows) == ["s1", "s2", "s3", "s4"]
-    assert all(r["cf"] == r["content"] == r["image"] == r["price_fit"] == 0.0 and r["n_history"] == 0 for r in rows)
+    assert all(r["cf"] == r["content"] == r["image"] == r["price_fit"] == r["als"] == 0.0 and r["n_history"] == 0
+               for r in rows)
     assert {r["sale_id"]: r["recency"] for r in rows}["s4"] == 1.0
     top = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "top", rr, top_n=10).collect()
     assert [r["rank"] for r in sorted(top, key=lambda r: r["rank"])] == [1, 2, 3, 4]

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from vistarank.config import RecsysConfig
 from vistarank.recsys import engines as E
 from vistarank.recsys import kernel as K
+from vistarank.recsys import latent as LT
 from vistarank.recsys import similarity as S
 from vistarank.recsys.engines import ENGINES
 
@@ -86,7 +87,8 @@ class Serving:
             "as_of", F.lit(self.run_date))
 
     def states(self, keys: DataFrame) -> DataFrame:
-        return K.user_states(keys, self.ev, half_life_days=self.rc.half_life_days, history_days=self.rc.history_days)
+        return K.user_states(keys, self.ev, half_life_days=self.rc.half_life_days, history_days=self.rc.history_days,
+                             als_half_life_days=self.rc.als_half_life_days)
 
     def scores(self, keys: DataFrame) -> DataFrame:
         """Every engine's score of every open sale for ``keys`` (run_date, user_id, sale_id, engines...)."""
@@ -111,7 +113,7 @@ def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
                                rc.half_life_days, rc.history_days).persist(StorageLevel.MEMORY_AND_DISK)
     blocks = K.day_blocks(spark, [d], inp.sales, inp.visits, ev, sale_prof, inp.sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
-                          popularity_days=rc.popularity_days, covisit=covisit)
+                          popularity_days=rc.popularity_days, covisit=covisit, als=LT.AlsSettings.of(rc))
     return Serving(spark, inp, rc, d, ev, sale_prof, blocks, covisit)
 
 

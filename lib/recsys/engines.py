@@ -26,6 +26,10 @@ morning).
   the distance of the sale's log price to the user's decayed mean log price, over
   ``price_sigma``.
 
+- ``als``: the latent-factor engine (implicit ALS, :mod:`vistarank.recsys.latent`): the
+  kernel computes it (a user's factor is a least-squares solve); it has no relational
+  form here, and tests/test_recsys.py checks it against MLlib's own user factors.
+
 Scaling is fixed (the same for every date, so training and serving agree): cf and
 popularity x go through x / (1 + x); the others are in [0, 1] already; a missing value is 0.
 """
@@ -40,7 +44,8 @@ from pyspark.sql import functions as F
 from vistarank.recsys.similarity import sparse_top_k, unit_profile
 from vistarank.themes.profiles import mean_vectors
 
-ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit"]
+ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als"]
+RELATIONAL = ENGINES[:-1]  # what features() computes; als (vistarank.recsys.latent) is the kernel's only
 
 
 def open_sales(sales: DataFrame, run_date: dt.date) -> DataFrame:

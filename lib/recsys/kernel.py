@@ -19,7 +19,7 @@ module computes them without a pair-level shuffle:
   profile, theme vector and mean log price as sparse products of their weights with the
   recent sales' matrices, then the six engines as (users x open sales) matrices: cf from
   a sparse (sale x open sale) similarity matrix, content and image as cosines, the rest
-  elementwise. Then either the feature rows of the asked sales (training, evaluation,
+  elementwise, and the ALS score from the user's factor folded in on the day. Then either the feature rows of the asked sales (training, evaluation,
   monitoring samples) or the re-ranker applied and only each user's ``top_n``
   (serving). The (user, sale) rows exist only inside a task.
 
@@ -39,13 +39,14 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from vistarank.recsys import latent as LT
 from vistarank.recsys.engines import ENGINES
 from vistarank.recsys.similarity import ranked
 
 log = logging.getLogger(__name__)
 
 FEATURES_SCHEMA = ("user_id string, as_of date, sale_id string, label double, cf double, content double, "
-                   "image double, popularity double, recency double, price_fit double, n_history int")
+                   "image double, popularity double, recency double, price_fit double, als double, n_history int")
 TOP_SCHEMA = "user_id string, as_of date, rank int, sale_id string, probability double, top_engine string"
 COVISIT_BLOCK_EVENTS = 1_000_000  # events per user block of the co-visit similarities (a task's pandas frame)
 COVISIT_SEED = 7  # the user blocks' hash seed
@@ -140,10 +141,13 @@ class Blocks:
       CF neighbour lists (a few hundred rows a day);
     - ``recent``: one row per sale open at some point in the history window of any asked
       day (every sale a user's history can hold, as visits and purchases are of open
-      sales): content profile, theme mix, price (a few thousand rows)."""
+      sales): content profile, theme mix, price (a few thousand rows);
+    - ``als``: {day: the ALS snapshot it uses} (item factors; None or a missing day: the
+      latent-factor engine scores 0)."""
     open: pd.DataFrame
     recent: pd.DataFrame
     n_themes: int
+    als: dict | None = None
 
     def days(self) -> list[dt.date]:
         return sorted(set(self.open["as_of"]))
@@ -155,9 +159,10 @@ class Blocks:
 def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, ev: DataFrame,
                sale_prof: DataFrame, sale_themes: DataFrame | None, *, k: int, shrinkage: float,
                half_life_days: float, history_days: int, popularity_days: int,
-               covisit: DataFrame | None = None) -> Blocks:
+               covisit: DataFrame | None = None, als: LT.AlsSettings | None = None, als_refit_days: int = 1) -> Blocks:
     """The blocks of ``days`` (see :class:`Blocks`); ``covisit``: the days'
-    :func:`covisit_by_day` when the caller has it already."""
+    :func:`covisit_by_day` when the caller has it already; ``als``: the ALS settings of
+    the snapshots (one every ``als_refit_days`` days; None: none fitted, the engine scores 0)."""
     if not days:
         raise ValueError("day_blocks: no day asked")
     first, last = min(days), max(days)
@@ -191,24 +196,32 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     recent_rows = recent_rows.sort_values("sale_id", kind="stable").reset_index(drop=True)
     log.info("day blocks: %d day(s), %d open sale-days, %d neighbour entries; %d recent sales", len(days),
              len(open_rows), int(sum(len(x) for x in open_rows["nb_ids"] if x is not None)), len(recent_rows))
-    return Blocks(open_rows, recent_rows, n_themes)
+    factors = None
+    if als is not None and als.rank > 0:
+        factors = LT.fit_days(ev, days, als, refit_days=als_refit_days, history_days=history_days)
+    return Blocks(open_rows, recent_rows, n_themes, factors)
 
 
 # ----------------------------------------------------------------------------- user states
-def user_states(keys: DataFrame, ev: DataFrame, *, half_life_days: float, history_days: int) -> DataFrame:
+def user_states(keys: DataFrame, ev: DataFrame, *, half_life_days: float, history_days: int,
+                als_half_life_days: float = 0.0) -> DataFrame:
     """One row per key (user_id, as_of, [targets, labels]): the user's decayed events of the
-    ``history_days`` days before as_of (h_sales, h_weights) and the sales bought in that
-    window (bought). ``ev``: :func:`vistarank.recsys.engines.events`. One shuffle: events and keys by user."""
-    decay = F.pow(F.lit(0.5), F.datediff(F.col("as_of"), F.col("date")) / F.lit(half_life_days))
+    ``history_days`` days before as_of (h_sales, h_weights; h_als: the same decayed by the
+    ALS half-life, their ALS ratings of the day) and the sales bought in that window
+    (bought). ``ev``: :func:`vistarank.recsys.engines.events`. One shuffle: events and keys by user."""
+    age = F.datediff(F.col("as_of"), F.col("date"))
+    decay = F.pow(F.lit(0.5), age / F.lit(half_life_days))
     hist = (ev.join(keys.select("user_id", "as_of"), "user_id")
             .where((F.col("date") < F.col("as_of")) & (F.col("date") >= F.date_sub(F.col("as_of"), history_days)))
             .groupBy("user_id", "as_of", "sale_id")
-            .agg(F.sum(F.col("w") * decay).alias("weight"), F.max(F.col("bought").cast("int")).alias("b")))
+            .agg(F.sum(F.col("w") * decay).alias("weight"), F.max(F.col("bought").cast("int")).alias("b"),
+                 F.sum(F.col("w") * LT.decay(age, als_half_life_days)).alias("als")))
     state = hist.groupBy("user_id", "as_of").agg(
-        F.array_sort(F.collect_list(F.struct("sale_id", "weight"))).alias("h"),
+        F.array_sort(F.collect_list(F.struct("sale_id", "weight", "als"))).alias("h"),
         F.array_sort(F.collect_list(F.when(F.col("b") > 0, F.col("sale_id")))).alias("bought"))
     return keys.join(state, ["user_id", "as_of"], "left").select(
-        *keys.columns, F.col("h.sale_id").alias("h_sales"), F.col("h.weight").alias("h_weights"), "bought")
+        *keys.columns, F.col("h.sale_id").alias("h_sales"), F.col("h.weight").alias("h_weights"),
+        F.col("h.als").alias("h_als"), "bought")
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -258,7 +271,7 @@ class _Recent:
 class _Day:
     """One day's open sales as matrices, against the recent sales (built once per day per worker)."""
 
-    def __init__(self, rows: pd.DataFrame, as_of: dt.date, recent: _Recent) -> None:
+    def __init__(self, rows: pd.DataFrame, as_of: dt.date, recent: _Recent, factors: LT.Factors | None = None) -> None:
         from scipy import sparse
 
         self.ids = np.asarray(rows["sale_id"], dtype=object)  # sorted: ties resolve by id
@@ -291,6 +304,17 @@ class _Day:
         self.recency = np.nan_to_num(1.0 / (1.0 + opened), nan=0.0)
         has = sel @ recent.has_price
         self.log_price = np.where(has > 0, sel @ recent.log_price, np.nan)
+        # als: the snapshot's factors of the open sales (0 without) and the recent sales' columns in it
+        self.factors = factors
+        if factors is not None and factors.rank > 0:
+            f_pos = {s: i for i, s in enumerate(factors.ids)}
+            self.als_open = np.zeros((n, factors.rank))
+            fo = np.array([f_pos.get(s, -1) for s in self.ids], dtype=int)
+            self.als_open[fo >= 0] = factors.matrix[fo[fo >= 0]]
+            fr = np.array([f_pos.get(s, -1) for s in recent.ids], dtype=int)
+            ok = np.flatnonzero(fr >= 0)
+            self.als_columns = sparse.csr_matrix((np.ones(len(ok)), (ok, fr[ok])),
+                                                 shape=(len(recent.ids), len(factors.ids)))
 
 
 def engine_matrix(day: _Day, recent: _Recent, pdf: pd.DataFrame, price_sigma: float) -> np.ndarray:
@@ -324,6 +348,10 @@ def engine_matrix(day: _Day, recent: _Recent, pdf: pd.DataFrame, price_sigma: fl
         lp = np.where(total > 0, (w @ recent.log_price) / np.where(total > 0, total, 1.0), np.nan)
         z = (day.log_price[None, :] - lp[:, None]) / price_sigma
         out[:, :, 5] = np.nan_to_num(np.exp(-(z * z) / 2), nan=0.0)
+    # als: the user's factor folded in from their ratings of the day (the decayed weights)
+    if day.factors is not None and day.factors.rank > 0:
+        r = _csr(sales, recent.pos, list(pdf["h_als"]), len(recent.ids)) if "h_als" in pdf.columns else w
+        out[:, :, 6] = LT.score(LT.fold_in(day.factors, r @ day.als_columns), day.als_open)
     return out
 
 
@@ -373,7 +401,8 @@ def score_fn(blocks_bc, price_sigma: float, mode: str, reranker: Reranker | None
             for as_of, part in pdf.groupby("as_of", sort=False):
                 day = cache.get(as_of)
                 if day is None:
-                    day = cache[as_of] = _Day(rows[rows["as_of"] == as_of], as_of, recent)
+                    day = cache[as_of] = _Day(rows[rows["as_of"] == as_of], as_of, recent,
+                                              (blocks.als or {}).get(as_of))
                 part = part.reset_index(drop=True)
                 for start in range(0, len(part), SLICE_USERS):  # bounds the (users x sales x engines) array
                     sl = part.iloc[start:start + SLICE_USERS].reset_index(drop=True)
@@ -457,6 +486,6 @@ def score_states(spark, states: DataFrame, blocks: Blocks, price_sigma: float, m
         raise ValueError("mode 'top' needs the re-ranker")
     bc = spark.sparkContext.broadcast(blocks)
     fn = score_fn(bc, price_sigma, mode, reranker, top_n, exclude_bought)
-    cols = ["user_id", "as_of", "h_sales", "h_weights", "bought"]
+    cols = ["user_id", "as_of", "h_sales", "h_weights", "bought"] + (["h_als"] if "h_als" in states.columns else [])
     cols += [c for c in ("targets", "labels") if c in states.columns]
     return states.select(*cols).mapInPandas(fn, TOP_SCHEMA if mode == "top" else FEATURES_SCHEMA)

@@ -6,7 +6,7 @@ needed to score:
   every engine's score of the sales open on each key's day out (one row per pair; with
   ``targets``, only those). Its Params are the scoring settings the model was trained
   with (half-life, history window, popularity window, price sigma, CF neighbours and
-  shrinkage, purchase weight, exclusion of bought sales); the tables it scores from are
+  shrinkage, purchase weight, the ALS snapshots' hyper-parameters, exclusion of bought sales); the tables it scores from are
   data, given with :meth:`EngineFeatures.setSources` after loading.
 - :class:`TopEngine`, the last stage: the purchase probability as a double and the engine
   that contributed most (argmax of coefficient x standardised score; null when no engine
@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 # EngineFeatures Param -> recsys config field
 SETTINGS = {"halfLifeDays": "half_life_days", "historyDays": "history_days", "popularityDays": "popularity_days",
             "priceSigma": "price_sigma", "neighborsK": "neighbors_k", "shrinkage": "shrinkage",
-            "purchaseWeight": "purchase_weight"}
+            "purchaseWeight": "purchase_weight", "alsRank": "als_rank", "alsRegParam": "als_reg_param",
+            "alsAlpha": "als_alpha", "alsMaxIter": "als_max_iter", "alsRefitDays": "als_refit_days",
+            "alsHalfLifeDays": "als_half_life_days"}
 
 
 class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
@@ -53,14 +55,23 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
     shrinkage = Param(Params._dummy(), "shrinkage", "shrinkage of the co-visit cosine", TypeConverters.toFloat)
     purchaseWeight = Param(Params._dummy(), "purchaseWeight", "weight of a purchase against a visit",
                            TypeConverters.toFloat)
+    alsRank = Param(Params._dummy(), "alsRank", "ALS rank (0: no latent-factor engine)", TypeConverters.toInt)
+    alsRegParam = Param(Params._dummy(), "alsRegParam", "ALS regParam", TypeConverters.toFloat)
+    alsAlpha = Param(Params._dummy(), "alsAlpha", "ALS implicit confidence: 1 + alpha x rating", TypeConverters.toFloat)
+    alsMaxIter = Param(Params._dummy(), "alsMaxIter", "ALS iterations", TypeConverters.toInt)
+    alsRefitDays = Param(Params._dummy(), "alsRefitDays", "days between ALS snapshots over several days",
+                         TypeConverters.toInt)
+    alsHalfLifeDays = Param(Params._dummy(), "alsHalfLifeDays", "half-life of an ALS rating's events (0: none)",
+                            TypeConverters.toFloat)
     excludeBought = Param(Params._dummy(), "excludeBought",
                           "leave out the sales a user bought in the history window", TypeConverters.toBoolean)
 
     @keyword_only
     def __init__(self, *, halfLifeDays: float | None = None, historyDays: int | None = None,
                  popularityDays: int | None = None, priceSigma: float | None = None, neighborsK: int | None = None,
-                 shrinkage: float | None = None, purchaseWeight: float | None = None,
-                 excludeBought: bool | None = None) -> None:
+                 shrinkage: float | None = None, purchaseWeight: float | None = None, alsRank: int | None = None,
+                 alsRegParam: float | None = None, alsAlpha: float | None = None, alsMaxIter: int | None = None,
+                 alsRefitDays: int | None = None, alsHalfLifeDays: float | None = None, excludeBought: bool | None = None) -> None:
         from vistarank.config import RecsysConfig
 
         super().__init__()

@@ -9,6 +9,9 @@ they could have been known on the day.
 - Features: the scoring kernel (:mod:`vistarank.recsys.kernel`) with as_of = the day, so
   only earlier data counts, and with the same day blocks and user states as the nightly
   serving: CF from that day's own snapshot of the ``recsys.history_days`` before it.
+- The latent-factor engine (:mod:`vistarank.recsys.latent`): its hyper-parameters are
+  chosen on the validation days (:func:`tune_als`), then its snapshots are fitted for
+  every day (:meth:`Context.fit_als`).
 - Windows: training from ``warmup_days`` after the first visit, at most ``train_days``
   days before validation; validation and evaluation days after it. Every day is joined
   by equality (sales exploded into their open days), never by a range.
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -26,6 +30,8 @@ from pyspark.sql import functions as F
 from vistarank.config import RecsysConfig, RerankConfig
 from vistarank.recsys import engines as E
 from vistarank.recsys import kernel as K
+from vistarank.recsys import latent as LT
+from vistarank.rerank import evaluate as EV
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +103,16 @@ class Context:
     def scores(self, keys: DataFrame, mode: str, exclude_bought: bool = False) -> DataFrame:
         """The kernel over ``keys`` (user_id, as_of, targets, labels)."""
         rc = self.rc
-        states = K.user_states(keys, self.ev, half_life_days=rc.half_life_days, history_days=rc.history_days)
+        states = K.user_states(keys, self.ev, half_life_days=rc.half_life_days, history_days=rc.history_days,
+                               als_half_life_days=rc.als_half_life_days)
         return K.score_states(self.spark, states, self.blocks, rc.price_sigma, mode, exclude_bought=exclude_bought)
+
+    def fit_als(self, settings: LT.AlsSettings, known: dict | None = None) -> None:
+        """The ALS factors of every day of the blocks (a snapshot every ``als_refit_days``,
+        refreshed on the days between; ``known``: snapshots fitted already, by day)."""
+        rc = self.rc
+        self.blocks.als = (LT.fit_days(self.ev, self.blocks.days(), settings, refit_days=rc.als_refit_days,
+                                       history_days=rc.history_days, known=known) if settings.rank > 0 else None)
 
     def release(self) -> None:
         for df in (self.ev, self.sale_prof, self.open_days):
@@ -108,15 +122,18 @@ class Context:
 def context(spark, visits: DataFrame, purchases: DataFrame, sales: DataFrame, sale_themes: DataFrame | None,
             win: Windows, rc: RecsysConfig) -> Context:
     """Events, content profiles and the day blocks of every day from the first training
-    day to the last evaluation day (CF from each day's own snapshot, as at serving)."""
-    return context_for_days(spark, visits, purchases, sales, sale_themes, days(win.train_start, win.end), rc)
+    day to the last evaluation day (CF from each day's own snapshot, as at serving), without
+    ALS snapshots yet (:func:`tune_als`, then :meth:`Context.fit_als`)."""
+    return context_for_days(spark, visits, purchases, sales, sale_themes, days(win.train_start, win.end), rc,
+                            with_als=False)
 
 
 def context_for_days(spark, visits: DataFrame, purchases: DataFrame, sales: DataFrame,
                      sale_themes: DataFrame | None, all_days: list[dt.date], rc: RecsysConfig,
-                     persist: bool = True) -> Context:
+                     persist: bool = True, with_als: bool = True) -> Context:
     """The :class:`Context` of the days ``all_days``; ``persist=False`` leaves nothing
-    cached (a lazily used result, as :class:`vistarank.rerank.stages.EngineFeatures` returns)."""
+    cached (a lazily used result, as :class:`vistarank.rerank.stages.EngineFeatures` returns);
+    ``with_als``: the ALS snapshots with ``rc``'s settings."""
     first, last = min(all_days), max(all_days)
     keep = (lambda df: df.persist(StorageLevel.MEMORY_AND_DISK)) if persist else (lambda df: df)
     ev = keep(E.events(visits, purchases, rc.purchase_weight).where(
@@ -126,7 +143,8 @@ def context_for_days(spark, visits: DataFrame, purchases: DataFrame, sales: Data
     open_days = keep(K.open_by_day(sales, K.days_frame(spark, all_days), first, last).select("as_of", "sale_id"))
     blocks = K.day_blocks(spark, all_days, sales, visits, ev, sale_prof, sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
-                          popularity_days=rc.popularity_days)
+                          popularity_days=rc.popularity_days, als=LT.AlsSettings.of(rc) if with_als else None,
+                          als_refit_days=rc.als_refit_days)
     return Context(spark, ev, sale_prof, sales, purchases, sale_themes, open_days, blocks, rc)
 
 
@@ -173,3 +191,41 @@ def eval_lists(ctx: Context, win: Windows, exclude_bought: bool) -> DataFrame:
     pos = _bought(ctx, win.eval_start, win.end).withColumn("label", F.lit(1.0))
     return ctx.scores(_as_keys(pos), "all", exclude_bought)
 
+
+
+def als_grid(rc: RecsysConfig, rr: RerankConfig) -> list[LT.AlsSettings]:
+    """The (rank, regParam, alpha) settings to choose from: ``rerank.als_*`` lists, each
+    empty list standing for the ``recsys.als_*`` value."""
+    return [LT.AlsSettings(r, g, a, rc.als_max_iter, rc.als_half_life_days) for r in (rr.als_ranks or [rc.als_rank])
+            for g in (rr.als_reg_params or [rc.als_reg_param]) for a in (rr.als_alphas or [rc.als_alpha])]
+
+
+def tune_als(ctx: Context, win: Windows, rr: RerankConfig) -> tuple[LT.AlsSettings, list[dict], dict]:
+    """The ALS settings with the best nDCG@top_n of the ALS engine alone on the validation
+    days (every buyer-day x every sale open that day, as the held-out evaluation), each
+    a snapshot on the events before the first validation day refreshed on each later one
+    (as :meth:`Context.fit_als` does), user factors folded in on each day. Never looks at
+    the held-out days. -> (the choice, the grid with its scores, {day: the choice's
+    snapshot}); one setting: no fit, no grid."""
+    grid = als_grid(ctx.rc, rr)
+    if len(grid) == 1:
+        return grid[0], [], {}
+    rc, start, end = ctx.rc, win.validation_start, win.eval_start - dt.timedelta(days=1)
+    pos = _bought(ctx, start, end).withColumn("label", F.lit(1.0))
+    states = K.user_states(_as_keys(pos), ctx.ev, half_life_days=rc.half_life_days, history_days=rc.history_days,
+                           als_half_life_days=rc.als_half_life_days).persist(StorageLevel.MEMORY_AND_DISK)
+    nd = EV.metric_names(rr.top_n)[2]
+    results, snaps = [], []
+    vdays = days(start, end)
+    for s in grid:
+        fac = LT.fit(ctx.ev, start, s, history_days=rc.history_days)
+        snaps.append(fac)
+        blocks = replace(ctx.blocks, als=LT.fit_days(ctx.ev, vdays, s, refit_days=len(vdays),
+                                                     history_days=rc.history_days, known={start: fac}))
+        lists = K.score_states(ctx.spark, states, blocks, rc.price_sigma, "all", exclude_bought=rr.exclude_bought)
+        m = EV.sliced_arms(lists, {"als": "als"}, ctx.purchases, rr.top_n)["als"]["all"]
+        results.append({"rank": s.rank, "reg_param": s.reg_param, "alpha": s.alpha, f"validation_{nd}": m[nd]})
+        log.info("ALS rank %d, regParam %g, alpha %g: validation %s %.4f", s.rank, s.reg_param, s.alpha, nd, m[nd])
+    states.unpersist()
+    best = max(range(len(grid)), key=lambda i: (np.nan_to_num(results[i][f"validation_{nd}"], nan=-1.0), -i))
+    return grid[best], results, {start: snaps[best]}
