@@ -11,7 +11,7 @@ ARGS  ?=
 HVD   := .venv-hvd
 HVD_STAMP := $(HVD)/.installed
 
-.PHONY: setup horovod-env py312 demo test test-all bench wheel clean-lakehouse clean
+.PHONY: setup horovod-env peers-env py312 demo test test-all bench peers wheel clean-lakehouse clean
 
 setup: $(STAMP) $(JARS)
 
@@ -34,6 +34,22 @@ horovod-env: $(HVD_STAMP)
 $(HVD_STAMP): scripts/horovod-requirements.txt scripts/build_horovod_env.sh
 	scripts/build_horovod_env.sh
 	@touch $(HVD_STAMP)
+
+# The peers of benchmarks/peers.py (Microsoft Recommenders' SAR, implicit's ALS and BPR) in their
+# own environment: numpy < 2 for SAR; recommenders without its heavy dependencies.
+PEERS := .venv-peers
+peers-env: $(PEERS)/.installed
+
+$(PEERS)/.installed: benchmarks/peers-requirements.txt
+	@PY=$$(scripts/check_prereqs.sh) && { [ -x $(PEERS)/bin/python ] || $$PY -m venv $(PEERS); }
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers-requirements.txt
+	$(PEERS)/bin/python -m pip install --quiet --no-deps recommenders==1.2.1
+	@touch $@
+
+# vistarank against its peers on a finished demo lakehouse (make demo first)
+peers: setup peers-env
+	$(BIN)/python benchmarks/peers.py --lakehouse ./lakehouse $(ARGS)
 
 demo: setup
 	$(BIN)/vistarank-pipeline $(ARGS)
