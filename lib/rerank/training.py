@@ -192,7 +192,6 @@ def eval_lists(ctx: Context, win: Windows, exclude_bought: bool) -> DataFrame:
     return ctx.scores(_as_keys(pos), "all", exclude_bought)
 
 
-
 def als_grid(rc: RecsysConfig, rr: RerankConfig) -> list[LT.AlsSettings]:
     """The (rank, regParam, alpha) settings to choose from: ``rerank.als_*`` lists, each
     empty list standing for the ``recsys.als_*`` value."""
