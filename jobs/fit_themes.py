@@ -3,8 +3,11 @@ profiles, tag and theme attractiveness, and theme galleries."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
+
+import numpy as np
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -12,10 +15,12 @@ from pyspark.sql import functions as F
 from vistarank import io
 from vistarank import tables as T
 from vistarank.config import Config, join
+from vistarank.files import read_text, write_bytes
 from vistarank.jobs.common import main_for
 from vistarank import runs
 from vistarank.runs import StageResult, record_metrics
 from vistarank.themes import nmf, pictures, profiles
+from vistarank.themes.estimator import ThemeNMF, ThemeNMFModel
 from vistarank.vision import models
 
 log = logging.getLogger(__name__)
@@ -35,24 +40,49 @@ def labels_for(spark: SparkSession, cfg: Config, model_version: str) -> DataFram
     return io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == model_version)
 
 
+def load_saved(folder: str) -> tuple[ThemeNMFModel, dict] | None:
+    """The themes model saved in ``folder`` (MLlib persistence, ``model/``) and its
+    ``themes.json``; None when there is none (or only a fit saved by an earlier vistarank)."""
+    text = read_text(join(folder, "themes.json"))
+    if text is None or read_text(join(folder, "model", "metadata", "_SUCCESS")) is None:
+        return None
+    return ThemeNMFModel.load(join(folder, "model")), json.loads(text)
+
+
 def fit_or_load(spark: SparkSession, cfg: Config, rm: models.ResolvedModel, x: DataFrame,
-                tags: list[str]) -> tuple[nmf.NMFModel, list[str], bool]:
+                tags: list[str]) -> tuple[ThemeNMFModel, list[str], bool]:
     """The saved fit when it was made from this very image_labels version, tags and
-    parameters (a rerun refits nothing); otherwise a new fit, saved."""
+    parameters (a rerun refits nothing); otherwise a new fit, saved: warm-started from the
+    saved one when it has the same tags and number of themes (``themes.warm_start``), so
+    theme ids stay (each theme's drift is logged and kept in themes.json)."""
     folder = model_folder(cfg, rm.model_version)
     labels_version = io.snapshot_id(spark, cfg, T.IMAGE_LABELS)
     p = params(cfg)
-    saved = nmf.load(folder)
+    est = ThemeNMF.of(p, tags)
+    saved = load_saved(folder)
     if saved is not None:
-        model, meta = saved
+        prev, meta = saved
         if (meta.get("labels_version") == labels_version and meta["tags"] == tags
                 and meta["params"] == dataclasses.asdict(p) and meta.get("input") == cfg.themes.input):
             log.info("themes: reusing the fit in %s (image_labels %s)", folder, labels_version)
-            return model, meta["names"], False
-    model = nmf.fit(x, tags, p)
-    names = nmf.theme_names(model, cfg.themes.name_tags)
-    nmf.save(model, folder, names, {"labels_version": labels_version, "input": cfg.themes.input,
-                                    "model_version": rm.model_version})
+            return prev, meta["names"], False
+        if cfg.themes.warm_start and meta["tags"] == tags and meta.get("input") == cfg.themes.input \
+                and prev.fitted().k == p.n_themes:
+            log.info("themes: warm start from the fit of image_labels %s", meta.get("labels_version"))
+            est.setInitialModel(prev)
+    model = est.fit(x)
+    names = nmf.theme_names(model.fitted(), cfg.themes.name_tags)
+    drift = model.drift_
+    if drift:
+        log.info("themes: drift from the previous fit: mean cosine %.3f, lowest %.3f (theme %d)", float(np.mean(drift)),
+                 min(drift), int(np.argmin(drift)))
+    model.write().overwrite().save(join(folder, "model"))
+    f = model.fitted()
+    meta = {"tags": tags, "names": names, "params": dataclasses.asdict(p), "n_rows": f.n_rows, "losses": f.losses,
+            "converged": f.converged, "seconds": f.seconds, "rec": f.rec, "labels_version": labels_version,
+            "input": cfg.themes.input, "model_version": rm.model_version, "warm_start": bool(drift),
+            "drift": drift}
+    write_bytes(join(folder, "themes.json"), json.dumps(meta, indent=1).encode())
     return model, names, True
 
 
@@ -86,9 +116,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     x = profiles.tag_matrix(labels, tags, tc.input)
     model, names, refit = fit_or_load(spark, cfg, rm, x, tags)
 
-    res.add(T.IMAGE_THEMES, io.write(profiles.image_themes(nmf.transform(x, model)), cfg, T.IMAGE_THEMES))
+    res.add(T.IMAGE_THEMES, io.write(profiles.image_themes(model.transform(x)), cfg, T.IMAGE_THEMES))
     img = io.read(spark, cfg, T.IMAGE_THEMES)
-    res.add(T.THEMES, io.write(profiles.themes_table(spark, model.h, tags, names, rm.model_version, img,
+    res.add(T.THEMES, io.write(profiles.themes_table(spark, model.themes, tags, names, rm.model_version, img,
                                                      tc.top_tags), cfg, T.THEMES))
     sources = io.read(spark, cfg, T.IMAGE_SOURCES)
     res.add(T.SALE_THEMES, io.write(profiles.sale_themes(img, sources), cfg, T.SALE_THEMES))
@@ -113,13 +143,16 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     paths = pictures.write_galleries(cfg.reports_dir(), themes_rows, images, tc.overview_images)
 
     if refit:
+        drift = model.drift_
+        model = model.fitted()
         metrics = {"reconstruction_error": model.reconstruction_error(), "objective": model.losses[-1],
                    "passes": len(model.losses), "converged": float(model.converged), "n_themes": model.k,
-                   "fit_seconds": model.seconds}
+                   "fit_seconds": model.seconds} | (
+            {"drift_mean_cosine": float(np.mean(drift)), "drift_min_cosine": float(min(drift))} if drift else {})
         res.add(T.MODEL_METRICS, record_metrics(spark, cfg, f"themes:{rm.model_version}", "fit_themes",
                                                 metrics, model.n_rows))
     runs.mark_current(cfg, "fit_themes", fingerprint)
-    res.notes.append(f"{model.k} themes ({'fitted' if refit else 'reused'}): {', '.join(names[:5])}"
+    res.notes.append(f"{len(names)} themes ({'fitted' if refit else 'reused'}): {', '.join(names[:5])}"
                      f"{', ...' if len(names) > 5 else ''}")
     res.notes.append(f"galleries: {join(cfg.reports_dir(), 'themes', 'overview.png')} and {len(paths) - 1} more")
     return res

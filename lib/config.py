@@ -162,6 +162,7 @@ class ThemesConfig(_Section):
     tol: float = Field(1e-4, gt=0)
     seed: int = 0
     init_sample_rows: int = Field(20000, ge=10)
+    warm_start: bool = True
     name_tags: int = Field(3, ge=1)
     top_tags: int = Field(10, ge=1)
     user_half_life_days: float = Field(14.0, gt=0)

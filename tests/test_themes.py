@@ -107,6 +107,39 @@ def test_fit_agrees_with_scikit_learn_and_is_deterministic(spark):
     np.testing.assert_allclose(again.h, model.h, atol=1e-6)
 
 
+def test_theme_estimator_persists_and_a_warm_refit_keeps_theme_ids(spark, tmp_path):
+    """ThemeNMF / ThemeNMFModel: MLlib persistence gives back the same themes and the same
+    transform. A refit on more images, warm-started from the saved model, keeps every
+    theme's id (its best tag and its place), where a cold fit renumbers them: the new
+    images make the last theme the heaviest."""
+    from vistarank.themes.estimator import ThemeNMF, ThemeNMFModel
+
+    x, _ = planted(n=300, n_tags=30, k=4, seed=8)
+    tags = [f"t{i}" for i in range(30)]
+    est = ThemeNMF(k=4, maxIter=80, tol=1e-7, tags=tags)
+    model = est.fit(frame(spark, x, top=6))
+    assert np.allclose(model.themes.sum(axis=1), 1.0) and model.drift_ == []
+    model.write().overwrite().save(str(tmp_path / "m"))
+    back = ThemeNMFModel.load(str(tmp_path / "m"))
+    np.testing.assert_allclose(back.themes, model.themes, atol=1e-12)
+    df = frame(spark, x[:20], top=6)
+    a = {r["image_id"]: r["weights"] for r in model.transform(df).collect()}
+    b = {r["image_id"]: r["weights"] for r in back.transform(df).collect()}
+    assert a.keys() == b.keys() and all(np.allclose(a[k], b[k]) for k in a)
+    # new images, all of the last theme: it becomes the heaviest
+    last = model.themes[-1]
+    extra = np.outer(np.random.default_rng(9).uniform(2.0, 3.0, 400), last)
+    more = frame(spark, np.vstack([x, extra]), top=6)
+    cold = ThemeNMF(k=4, maxIter=80, tol=1e-7, tags=tags).fit(more)
+    warm = ThemeNMF(k=4, maxIter=80, tol=1e-7, tags=tags).setInitialModel(back).fit(more)
+    best = lambda m: list(np.argmax(m.themes, axis=1))  # noqa: E731
+    assert best(cold) != best(model)  # the cold fit renumbers (the test can fail)
+    assert best(warm) == best(model)
+    assert len(warm.drift_) == 4 and min(warm.drift_) > 0.9
+    with pytest.raises(ValueError, match="tags differ"):
+        ThemeNMF(k=4, tags=tags[:-1] + ["other"]).setInitialModel(back).fit(more)
+
+
 def test_untagged_image_and_unused_tag(spark):
     x, _ = planted(n=200, n_tags=20, k=3, seed=5)
     x[:, 7] = 0.0  # a tag that never occurs

@@ -135,8 +135,11 @@ def objective(s: dict, h: np.ndarray, pen: tuple[float, float, float, float]) ->
     return total, rec
 
 
-def fit(x: DataFrame, tags: list[str], p: NMFParams) -> NMFModel:
-    """Fit H on the rows of ``x`` (columns image_id, idx array<int>, val array<float>)."""
+def fit(x: DataFrame, tags: list[str], p: NMFParams, init: np.ndarray | None = None) -> NMFModel:
+    """Fit H on the rows of ``x`` (columns image_id, idx array<int>, val array<float>).
+    ``init``: a previous H (themes x these tags) to start from (a warm start: no
+    scikit-learn start, and the themes keep their order, so their ids stay; a theme the
+    new data empties restarts as :func:`init_h` restarts one)."""
     t0 = time.perf_counter()
     n_tags = len(tags)
     x = x.persist(StorageLevel.MEMORY_AND_DISK)
@@ -147,7 +150,16 @@ def fit(x: DataFrame, tags: list[str], p: NMFParams) -> NMFModel:
         k = min(p.n_themes, n_tags, n_rows)
         if k < p.n_themes:
             log.warning("themes.n_themes=%d reduced to %d (%d tags, %d images)", p.n_themes, k, n_tags, n_rows)
-        h = init_h(x, n_rows, n_tags, k, p)
+        if init is not None:
+            if init.shape[1] != n_tags:
+                raise ValueError(f"warm start: the previous themes have {init.shape[1]} tags, the data {n_tags}")
+            h = np.array(init, dtype=np.float64)
+            k = h.shape[0]
+            dead = h.sum(axis=1) <= 0
+            if dead.any():
+                h[dead] = np.random.default_rng(p.seed).random((int(dead.sum()), n_tags)) * max(float(h.mean()), 1e-3)
+        else:
+            h = init_h(x, n_rows, n_tags, k, p)
         pen = penalties(p, n_rows, n_tags)
         losses: list[float] = []
         converged = False
@@ -167,10 +179,11 @@ def fit(x: DataFrame, tags: list[str], p: NMFParams) -> NMFModel:
             h = kernels.update_h(s["wtw"], s["wtx"], h, pen[2], pen[3])
         else:
             log.warning("NMF stopped after themes.max_iter=%d passes without reaching tol=%g", p.max_iter, p.tol)
-        # order themes by their share of the total weight: stable ids for the same data and seed
-        mass = s["wtx"].sum(axis=1)  # sum over images and tags of w_ij * x_it ~ weight of theme j
-        order = np.lexsort((np.arange(h.shape[0]), -np.round(mass, 9)))
-        h = h[order]
+        if init is None:
+            # order themes by their share of the total weight: stable ids for the same data and seed
+            mass = s["wtx"].sum(axis=1)  # sum over images and tags of w_ij * x_it ~ weight of theme j
+            order = np.lexsort((np.arange(h.shape[0]), -np.round(mass, 9)))
+            h = h[order]
         scale = h.sum(axis=1)
         model = NMFModel(h, scale, list(tags), p, n_rows, losses, converged, time.perf_counter() - t0, rec)
         log.info("NMF: %d themes from %d images x %d tags in %d passes (%.1fs), ||X-WH|| = %.4g",
@@ -210,34 +223,22 @@ def theme_names(model: NMFModel, n: int = 3) -> list[str]:
     return names
 
 
-def save(model: NMFModel, folder: str, names: list[str], extra: dict) -> None:
-    """``themes.npz`` (H and scales) and ``themes.json`` (tags, names, params, fit report)."""
-    import dataclasses
-    import json
+def match_themes(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, similarity): the permutation of ``new``'s themes that best matches ``old``'s
+    (``new[order][i]`` is old theme i's successor; the assignment maximising the summed
+    cosine of the rows, scipy's linear_sum_assignment) and each matched pair's cosine.
+    With more new themes than old, the extra ones come last in their own order."""
+    from scipy.optimize import linear_sum_assignment
 
-    from vistarank.config import join
-    from vistarank.files import write_bytes
+    def unit(m):
+        n = np.linalg.norm(m, axis=1, keepdims=True)
+        return m / np.where(n > 0, n, 1.0)
 
-    write_bytes(join(folder, "themes.npz"), model.blob())
-    meta = {"tags": model.tags, "names": names, "params": dataclasses.asdict(model.params),
-            "n_rows": model.n_rows, "losses": model.losses, "converged": model.converged,
-            "seconds": model.seconds, "rec": model.rec, **extra}
-    write_bytes(join(folder, "themes.json"), json.dumps(meta, indent=1).encode())
-
-
-def load(folder: str) -> tuple[NMFModel, dict] | None:
-    """The saved model and its metadata, or None if there is none."""
-    import json
-
-    from vistarank.config import join
-    from vistarank.files import read_text
-    from vistarank.udfs.images import read_bytes
-
-    text = read_text(join(folder, "themes.json"))
-    if text is None:
-        return None
-    meta = json.loads(text)
-    arrays = kernels.unpack(read_bytes(join(folder, "themes.npz"), 1 << 30))
-    model = NMFModel(arrays["h"], arrays["scale"], meta["tags"], NMFParams(**meta["params"]), meta["n_rows"],
-                     meta["losses"], meta["converged"], meta["seconds"], meta["rec"])
-    return model, meta
+    sim = unit(old) @ unit(new).T
+    rows, cols = linear_sum_assignment(-sim)
+    order = np.full(old.shape[0], -1)
+    order[rows] = cols
+    matched = order[order >= 0]
+    rest = [j for j in range(new.shape[0]) if j not in set(matched)]
+    full = np.concatenate([matched, np.array(rest, dtype=int)]).astype(int)
+    return full, sim[rows, cols][np.argsort(rows)]
