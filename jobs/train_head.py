@@ -1,16 +1,15 @@
 """train_head: transfer-learning heads on the labelling model's frozen embeddings, trained
 data-parallel on Spark barrier tasks: hotel property areas (few labels, optional label
 noise and its cleaning) and image aesthetics (EMD loss); evaluation; every image's area
-and aesthetic score; each sale's gallery order."""
+and aesthetic score; each sale's gallery order. The steps are in
+:mod:`vistarank.training.workflow`; this job orchestrates them and writes the tables."""
 from __future__ import annotations
 
 import json
 import logging
 import sys
 
-import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from vistarank import io, runs
@@ -20,17 +19,14 @@ from vistarank.files import write_bytes
 from vistarank.jobs.common import main_for
 from vistarank.runs import StageResult, record_metrics
 from vistarank.training import head_task as H
+from vistarank.training import workflow as W
 from vistarank.training.head_task import write_manifest
-from vistarank.training.launcher import launch, write_snapshot
-from vistarank.udfs.heads import (APPLY_SCHEMA, GALLERY_SCHEMA, PREDICT_SCHEMA, apply_fn, gallery_order,
-                                  predict_images_fn)
+from vistarank.udfs.heads import APPLY_SCHEMA, apply_fn
 from vistarank.vision import models
 from vistarank.vision.label import head_outputs
-from vistarank.world.catalog import AREAS
 
 log = logging.getLogger(__name__)
 
-CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a beach, a skyline)
 INPUTS = [T.IMAGE_LABELS, T.IMAGE_SOURCES, T.TRUTH_IMAGES, T.IMAGES]
 OUTPUTS = [T.IMAGE_AREAS, T.IMAGE_AESTHETICS, T.SALE_GALLERY, T.HEAD_EVAL]
 
@@ -46,97 +42,6 @@ def needed(spark: SparkSession, cfg: Config) -> bool:
                                                                           _fp(spark, cfg))
 
 
-def _spec(cfg: Config, data: str, kind: str, n_out: int, artifact: str) -> dict:
-    tc = cfg.training
-    spec = {"backend": tc.backend, "data": data, "kind": kind, "n_out": n_out, "hidden": list(tc.hidden),
-            "dropout": tc.dropout, "seed": tc.seed, "learning_rate": tc.learning_rate, "batch_size": tc.batch_size,
-            "epochs": tc.epochs, "timeout_s": tc.timeout_s, "artifact": artifact}
-    if tc.backend == "horovod":
-        spec["python"] = tc.horovod_python
-    return spec
-
-
-def _fine_tune_spec(cfg: Config, data: str, artifact: str, from_scratch: bool) -> dict:
-    """Backbone + area head on the images (tf backend): idealo's two phases, or the same
-    network from scratch for as many epochs with every layer training."""
-    ft = cfg.training.fine_tune
-    if from_scratch:
-        phases = [{"train": "all", "epochs": ft.head_epochs + ft.top_epochs, "learning_rate": ft.scratch_learning_rate}]
-    else:
-        phases = [{"train": "head", "epochs": ft.head_epochs, "learning_rate": ft.head_learning_rate}]
-        if ft.top_epochs:
-            phases.append({"train": "top", "epochs": ft.top_epochs, "learning_rate": ft.top_learning_rate})
-    spec = _spec(cfg, data, "softmax", len(CLASSES), artifact)
-    spec.pop("python", None)  # the tf backend's workers run in this environment
-    return {**spec, "backend": "tf", "input": "images",
-            "backbone": models.resolve(cfg).to_json(), "from_scratch": from_scratch, "phases": phases,
-            "unfreeze_from": ft.unfreeze_from, "batch_size": ft.batch_size,
-            "augment": {"crop": ft.crop, "rotation": ft.rotation}}
-
-
-def fine_tune(spark: SparkSession, cfg: Config, labels: pd.DataFrame, held: pd.DataFrame, p_head: np.ndarray,
-              folder: str) -> dict:
-    """Fine-tune (and train from scratch) on the images of ``labels`` (image_id, y, weight);
-    evaluate both, and the frozen-feature head (``p_head``, on ``held``'s order), on the same
-    held-out images (the first ``fine_tune.eval_max_rows`` of ``held``)."""
-    ft = cfg.training.fine_tune
-    rm = models.resolve(cfg)
-    images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
-    lab = spark.createDataFrame(labels[["image_id", "y", "weight"]].astype({"y": "int64", "weight": "float32"}),
-                                "image_id string, y long, weight float")  # the label budget: small
-    data = write_snapshot(images.join(lab, "image_id"), join(folder, "data", "areas_images"),
-                          max(2, cfg.training.workers * 2), ("content", "y", "weight"))
-    sub = held.head(ft.eval_max_rows)
-    sub_ids = spark.createDataFrame(sub[["image_id"]], "image_id string")
-    held_images = images.join(sub_ids, "image_id")
-    y_of = dict(zip(sub["image_id"], sub["y"]))
-    out = {"eval_images": int(len(sub)),
-           "transfer_head": H.classification_report(sub["y"].to_numpy(), p_head[:len(sub)], CLASSES)}
-    arms = [("fine_tuned", False)] + ([("from_scratch", True)] if ft.scratch else [])
-    for arm, scratch in arms:
-        res = launch(spark, _fine_tune_spec(cfg, data, join(folder, f"areas_{arm}.keras"), scratch),
-                     cfg.training.workers)
-        if len({round(r["digest"], 6) for r in res}) != 1:
-            raise RuntimeError(f"areas_{arm}: workers ended with different weights")
-        pred = (held_images.mapInPandas(predict_images_fn(res[0]["artifact"], rm.input_size, rm.preprocessing),
-                                        PREDICT_SCHEMA).toPandas())  # fine_tune.eval_max_rows rows
-        p = np.stack([np.asarray(v, np.float32) for v in pred["probabilities"]])
-        out[arm] = {**H.classification_report(pred["image_id"].map(y_of).to_numpy(), p, CLASSES),
-                    "phases": [{k: ph[k] for k in ("train", "epochs", "learning_rate", "trainable_weights")}
-                               for ph in res[0]["phases"]],
-                    "loss_first": res[0]["losses"][0], "loss_last": res[0]["losses"][-1]}
-        log.info("areas %s: held-out top-1 %.3f (frozen-feature head %.3f)", arm, out[arm]["top1"],
-                 out["transfer_head"]["top1"])
-    return out
-
-
-def _train(spark: SparkSession, cfg: Config, rows: pd.DataFrame, kind: str, n_out: int, folder: str, tag: str,
-           workers: int) -> str:
-    """Train one head on ``rows`` (x, y, weight) through the barrier launcher; returns its path."""
-    schema = "x array<float>, y long, weight float" if kind == "softmax" else "x array<float>, y array<float>, weight float"
-    def plain(v):
-        return [float(a) for a in v] if isinstance(v, (list, np.ndarray)) else int(v)
-
-    records = [(plain(x), plain(y), float(w)) for x, y, w in zip(rows["x"], rows["y"], rows["weight"])]
-    df = spark.createDataFrame(records, schema)  # the label budget: small
-    data = write_snapshot(df, join(folder, "data", tag), max(2, workers * 2))
-    res = launch(spark, _spec(cfg, data, kind, n_out, join(folder, f"{tag}.keras")), workers)
-    if len({round(r["digest"], 6) for r in res}) != 1:
-        raise RuntimeError(f"{tag}: workers ended with different weights: {[r['digest'] for r in res]}")
-    log.info("%s: %d worker(s), loss %.4f -> %.4f", tag, len(res), res[0]["losses"][0], res[0]["losses"][-1])
-    return res[0]["artifact"]
-
-
-def _predict(path: str, x: np.ndarray) -> np.ndarray:
-    import keras
-
-    return keras.models.load_model(path, compile=False).predict(x.astype(np.float32), batch_size=1024, verbose=0)
-
-
-def _x(pdf: pd.DataFrame) -> np.ndarray:
-    return np.stack([np.asarray(v, np.float32) for v in pdf["x"]])
-
-
 def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("train_head")
     if cfg.training.fine_tune.enabled and cfg.model.source == "savedmodel":
@@ -149,57 +54,26 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == mv)
            .select("image_id", F.col("embedding").alias("x")))
     truth = H.image_truth(io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True), io.read(spark, cfg, T.IMAGE_SOURCES))
-    data = truth.join(emb, "image_id").withColumn("area", F.coalesce("area", F.lit("other")))
-    classes = F.array(*[F.lit(c) for c in CLASSES])
-    data = data.withColumn("y", (F.array_position(classes, F.col("area")) - 1).cast("long")).persist()
-    report: dict = {"model_version": tc.model_version, "features": mv, "classes": CLASSES}
+    data = W.area_data(emb, truth).persist()
+    report: dict = {"model_version": tc.model_version, "features": mv, "classes": W.CLASSES}
 
-    # ---------------------------------------------------------------- property areas
-    lab = H.add_noise(H.budget(data, "area", tc.labels_per_class, tc.seed), CLASSES, tc.label_noise, tc.seed)
-    lab_pdf = lab.select("image_id", "x", "y", "true_y", "noisy").toPandas()  # the label budget
-    held = (data.join(lab.select("image_id"), "image_id", "left_anti")
-            .orderBy(F.xxhash64("image_id", F.lit(tc.seed + 7))).limit(tc.eval_max_rows)
-            .select("image_id", "x", "y", "aesthetic").toPandas())  # bounded by training.eval_max_rows
-    y = lab_pdf["y"].to_numpy()
-    lab_pdf["weight"] = H.class_weights(y, len(CLASSES))[y].astype(np.float32)
-    noisy_path = _train(spark, cfg, lab_pdf, "softmax", len(CLASSES), folder, "areas_noisy", tc.workers)
-    x_held, y_held = _x(held), held["y"].to_numpy()
-    p_noisy = _predict(noisy_path, x_held)
-    report["areas_noisy"] = H.classification_report(y_held, p_noisy, CLASSES)
-    # cleaning: out-of-fold predictions flag labels they contradict with high confidence
-    fold = (pd.util.hash_pandas_object(lab_pdf["image_id"], index=False).to_numpy() % tc.folds).astype(int)
-    oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
-    for f in range(tc.folds):
-        part = lab_pdf[fold != f]
-        path = _train(spark, cfg, part, "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
-        oof[fold == f] = _predict(path, _x(lab_pdf[fold == f]))
-    flag = H.suspicious(oof, y, tc.clean_confidence)
-    noisy = lab_pdf["noisy"].to_numpy()
-    report["cleaning"] = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
-                          "flagged_and_noisy": int((flag & noisy).sum()),
-                          "precision": float((flag & noisy).sum() / max(flag.sum(), 1)),
-                          "recall": float((flag & noisy).sum() / max(noisy.sum(), 1))}
-    clean_pdf = lab_pdf[~flag].copy()
-    yc = clean_pdf["y"].to_numpy()
-    clean_pdf["weight"] = H.class_weights(yc, len(CLASSES))[yc].astype(np.float32)
-    area_path = _train(spark, cfg, clean_pdf, "softmax", len(CLASSES), folder, "areas", tc.workers)
-    p_clean = _predict(area_path, x_held)
-    report["areas_cleaned"] = H.classification_report(y_held, p_clean, CLASSES)
+    # property areas: the label budget with noise, its cleaning, the head on the cleaned labels
+    labels = W.area_labels(data, tc)
+    held = labels.held
+    x_held, y_held = W.features(held), held["y"].to_numpy()
+    noisy_path = W.train(spark, cfg, labels.lab, "softmax", len(W.CLASSES), folder, "areas_noisy", tc.workers)
+    report["areas_noisy"] = H.classification_report(y_held, W.predict(noisy_path, x_held), W.CLASSES)
+    clean_pdf, report["cleaning"] = W.clean(spark, cfg, labels.lab, folder)
+    area_path = W.train(spark, cfg, clean_pdf, "softmax", len(W.CLASSES), folder, "areas", tc.workers)
+    p_clean = W.predict(area_path, x_held)
+    report["areas_cleaned"] = H.classification_report(y_held, p_clean, W.CLASSES)
     write_bytes(join(out, "areas_confusion.png"), H.confusion_png(
-        y_held, p_clean.argmax(axis=1), CLASSES, f"property areas (cleaned labels), held-out n={len(y_held)}"))
+        y_held, p_clean.argmax(axis=1), W.CLASSES, f"property areas (cleaned labels), held-out n={len(y_held)}"))
     if tc.fine_tune.enabled:
-        report["areas_images"] = fine_tune(spark, cfg, clean_pdf, held, p_clean, folder)
+        report["areas_images"] = W.fine_tune(spark, cfg, clean_pdf, held, p_clean, folder)
 
-    # ---------------------------------------------------------------- aesthetics (EMD)
-    aes = (data.orderBy(F.xxhash64("image_id", F.lit(tc.seed + 3))).limit(tc.aesthetic_labels)
-           .select("image_id", "x", H.score_distribution(F.col("aesthetic")).alias("y")))
-    aes_pdf = aes.toPandas()  # training.aesthetic_labels rows
-    aes_pdf["weight"] = np.float32(1.0)
-    aes_path = _train(spark, cfg, aes_pdf, "distribution", H.BINS, folder, "aesthetics", tc.workers)
-    held_aes = held[~held["image_id"].isin(set(aes_pdf["image_id"]))]
-    dist_true = np.stack([H.score_distribution_np(s) for s in held_aes["aesthetic"]])
-    report["aesthetics"] = H.aesthetics_report(dist_true, _predict(aes_path, _x(held_aes)),
-                                               held_aes["aesthetic"].to_numpy())
+    # aesthetics (EMD)
+    aes_path, report["aesthetics"] = W.aesthetics(spark, cfg, data, held, folder)
     write_bytes(join(out, "evaluation.json"), json.dumps(report, indent=1).encode())
     edf = (spark.createDataFrame([(tc.model_version, *r) for r in H.evaluation_rows(report)],
                                  "model_version string, task string, arm string, metric string, class string, "
@@ -207,50 +81,23 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
            .withColumn("evaluated_at", F.current_timestamp()))
     res.add(T.HEAD_EVAL, io.write(edf, cfg, T.HEAD_EVAL, replace_where=f"model_version = '{tc.model_version}'"))
 
-    # ---------------------------------------------------------------- apply to every image; galleries
+    # apply to every image; galleries
     pred = (emb.select("image_id", F.col("x").alias("embedding"))
-            .mapInPandas(apply_fn(area_path, aes_path, CLASSES), APPLY_SCHEMA)).persist()
-    areas, aesthetics = head_outputs(pred, tc.model_version)
+            .mapInPandas(apply_fn(area_path, aes_path, W.CLASSES), APPLY_SCHEMA)).persist()
+    areas, aesthetic = head_outputs(pred, tc.model_version)
     res.add(T.IMAGE_AREAS, io.write(areas, cfg, T.IMAGE_AREAS))
-    res.add(T.IMAGE_AESTHETICS, io.write(aesthetics, cfg, T.IMAGE_AESTHETICS))
+    res.add(T.IMAGE_AESTHETICS, io.write(aesthetic, cfg, T.IMAGE_AESTHETICS))
     pred.unpersist()
     data.unpersist()
-    write_manifest(cfg, area_path, aes_path, CLASSES, mv)  # label_images applies these from now on
-    res.add(T.SALE_GALLERY, io.write(gallery(spark, cfg), cfg, T.SALE_GALLERY))
+    write_manifest(cfg, area_path, aes_path, W.CLASSES, mv)  # label_images applies these from now on
+    res.add(T.SALE_GALLERY, io.write(W.gallery(spark, cfg), cfg, T.SALE_GALLERY))
 
-    r = report
-    metrics = {"areas_top1_noisy": r["areas_noisy"]["top1"], "areas_top1_cleaned": r["areas_cleaned"]["top1"],
-               "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
-               "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
-               "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
-    if "areas_images" in r:
-        for arm in ("transfer_head", "fine_tuned", "from_scratch"):
-            if arm in r["areas_images"]:
-                metrics[f"areas_top1_{arm}"] = r["areas_images"][arm]["top1"]
-    res.add(T.MODEL_METRICS, record_metrics(spark, cfg, tc.model_version, "train_head", metrics, len(y_held)))
+    res.add(T.MODEL_METRICS, record_metrics(spark, cfg, tc.model_version, "train_head", W.metrics(report),
+                                            len(y_held)))
     runs.mark_current(cfg, "train_head", fp)
-    res.notes.append(f"areas top-1 on {len(y_held):,} held-out images: noisy labels {metrics['areas_top1_noisy']:.3f}, "
-                     f"cleaned {metrics['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {len(y)} labels "
-                     f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})")
-    if "areas_images" in r:
-        ai = r["areas_images"]
-        res.notes.append(f"areas top-1 on {ai['eval_images']:,} held-out images: frozen-feature head "
-                         f"{ai['transfer_head']['top1']:.3f}, fine-tuned {ai['fine_tuned']['top1']:.3f}"
-                         + (f", same network from scratch {ai['from_scratch']['top1']:.3f}"
-                            if "from_scratch" in ai else ""))
-    res.notes.append(f"aesthetics: EMD {metrics['aesthetics_emd']:.3f}, Spearman {metrics['aesthetics_spearman']:.3f}; "
-                     f"evaluation: {join(out, 'evaluation.json')}")
+    res.notes.extend(W.notes(report, len(y_held)))
+    res.notes.append(f"evaluation: {join(out, 'evaluation.json')}")
     return res
-
-
-def gallery(spark: SparkSession, cfg: Config) -> DataFrame:
-    """Each sale's images in gallery order (greedy diversity over areas, then by score)."""
-    tc = cfg.training
-    imgs = (io.read(spark, cfg, T.IMAGE_SOURCES).select("sale_id", "image_id").where(F.col("sale_id").isNotNull())
-            .distinct().join(io.read(spark, cfg, T.IMAGE_AREAS).select("image_id", "area"), "image_id")
-            .join(io.read(spark, cfg, T.IMAGE_AESTHETICS).select("image_id", "score"), "image_id"))
-    diverse = tc.gallery_diverse
-    return imgs.groupBy("sale_id").applyInPandas(lambda pdf: gallery_order(pdf, diverse), GALLERY_SCHEMA)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,15 +144,15 @@ def test_fine_tuning_a_savedmodel_is_a_clear_config_error(spark, tmp_path):
 def test_with_the_horovod_backend_fine_tuning_still_runs_on_tf_here(tmp_path):
     """Heads go to the horovod workers; fine-tuning (Keras 3 backbone) stays on tf, in this
     environment's interpreter (the horovod env has no pandas, Pillow or Keras 3)."""
-    from vistarank.jobs import train_head
+    from vistarank.training import workflow as W
 
     cfg = make_cfg(str(tmp_path / "lh"), "training.backend=horovod")
-    head = train_head._spec(cfg, "d", "softmax", 9, "a.keras")
+    head = W.head_spec(cfg, "d", "softmax", 9, "a.keras")
     assert head["backend"] == "horovod" and head["python"] == cfg.training.horovod_python
-    ft = train_head._fine_tune_spec(cfg, "d", "f.keras", from_scratch=False)
+    ft = W.fine_tune_spec(cfg, "d", "f.keras", from_scratch=False)
     assert ft["backend"] == "tf" and "python" not in ft and ft["input"] == "images"
     assert [p["train"] for p in ft["phases"]] == ["head", "top"]
-    scratch = train_head._fine_tune_spec(cfg, "d", "s.keras", from_scratch=True)
+    scratch = W.fine_tune_spec(cfg, "d", "s.keras", from_scratch=True)
     assert scratch["from_scratch"] and [p["train"] for p in scratch["phases"]] == ["all"]
     assert scratch["phases"][0]["epochs"] == sum(p["epochs"] for p in ft["phases"])
 

@@ -1,0 +1,226 @@
+"""The head-training workflow of ``train_head``: the label budget, label noise and its
+cleaning by out-of-fold predictions, the property-area and aesthetics heads (trained
+data-parallel through :mod:`vistarank.training.launcher`), fine-tuning against the same
+network from scratch, their held-out evaluation, and each sale's gallery order. The job
+only orchestrates these (jobs/train_head.py).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vistarank import io
+from vistarank import tables as T
+from vistarank.config import Config, join
+from vistarank.training import head_task as H
+from vistarank.training.launcher import launch, write_snapshot
+from vistarank.udfs.heads import GALLERY_SCHEMA, PREDICT_SCHEMA, gallery_order, predict_images_fn
+from vistarank.vision import models
+from vistarank.world.catalog import AREAS
+
+log = logging.getLogger(__name__)
+
+CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a beach, a skyline)
+
+
+def head_spec(cfg: Config, data: str, kind: str, n_out: int, artifact: str) -> dict:
+    tc = cfg.training
+    spec = {"backend": tc.backend, "data": data, "kind": kind, "n_out": n_out, "hidden": list(tc.hidden),
+            "dropout": tc.dropout, "seed": tc.seed, "learning_rate": tc.learning_rate, "batch_size": tc.batch_size,
+            "epochs": tc.epochs, "timeout_s": tc.timeout_s, "artifact": artifact}
+    if tc.backend == "horovod":
+        spec["python"] = tc.horovod_python
+    return spec
+
+
+def fine_tune_spec(cfg: Config, data: str, artifact: str, from_scratch: bool) -> dict:
+    """Backbone + area head on the images (tf backend): idealo's two phases, or the same
+    network from scratch for as many epochs with every layer training."""
+    ft = cfg.training.fine_tune
+    if from_scratch:
+        phases = [{"train": "all", "epochs": ft.head_epochs + ft.top_epochs, "learning_rate": ft.scratch_learning_rate}]
+    else:
+        phases = [{"train": "head", "epochs": ft.head_epochs, "learning_rate": ft.head_learning_rate}]
+        if ft.top_epochs:
+            phases.append({"train": "top", "epochs": ft.top_epochs, "learning_rate": ft.top_learning_rate})
+    spec = head_spec(cfg, data, "softmax", len(CLASSES), artifact)
+    spec.pop("python", None)  # the tf backend's workers run in this environment
+    return {**spec, "backend": "tf", "input": "images",
+            "backbone": models.resolve(cfg).to_json(), "from_scratch": from_scratch, "phases": phases,
+            "unfreeze_from": ft.unfreeze_from, "batch_size": ft.batch_size,
+            "augment": {"crop": ft.crop, "rotation": ft.rotation}}
+
+
+def fine_tune(spark: SparkSession, cfg: Config, labels: pd.DataFrame, held: pd.DataFrame, p_head: np.ndarray,
+              folder: str) -> dict:
+    """Fine-tune (and train from scratch) on the images of ``labels`` (image_id, y, weight);
+    evaluate both, and the frozen-feature head (``p_head``, on ``held``'s order), on the same
+    held-out images (the first ``fine_tune.eval_max_rows`` of ``held``)."""
+    ft = cfg.training.fine_tune
+    rm = models.resolve(cfg)
+    images = io.read(spark, cfg, T.IMAGES).select("image_id", "content")
+    lab = spark.createDataFrame(labels[["image_id", "y", "weight"]].astype({"y": "int64", "weight": "float32"}),
+                                "image_id string, y long, weight float")  # the label budget: small
+    data = write_snapshot(images.join(lab, "image_id"), join(folder, "data", "areas_images"),
+                          max(2, cfg.training.workers * 2), ("content", "y", "weight"))
+    sub = held.head(ft.eval_max_rows)
+    sub_ids = spark.createDataFrame(sub[["image_id"]], "image_id string")
+    held_images = images.join(sub_ids, "image_id")
+    y_of = dict(zip(sub["image_id"], sub["y"]))
+    out = {"eval_images": int(len(sub)),
+           "transfer_head": H.classification_report(sub["y"].to_numpy(), p_head[:len(sub)], CLASSES)}
+    arms = [("fine_tuned", False)] + ([("from_scratch", True)] if ft.scratch else [])
+    for arm, scratch in arms:
+        res = launch(spark, fine_tune_spec(cfg, data, join(folder, f"areas_{arm}.keras"), scratch),
+                     cfg.training.workers)
+        if len({round(r["digest"], 6) for r in res}) != 1:
+            raise RuntimeError(f"areas_{arm}: workers ended with different weights")
+        pred = (held_images.mapInPandas(predict_images_fn(res[0]["artifact"], rm.input_size, rm.preprocessing),
+                                        PREDICT_SCHEMA).toPandas())  # fine_tune.eval_max_rows rows
+        p = np.stack([np.asarray(v, np.float32) for v in pred["probabilities"]])
+        out[arm] = {**H.classification_report(pred["image_id"].map(y_of).to_numpy(), p, CLASSES),
+                    "phases": [{k: ph[k] for k in ("train", "epochs", "learning_rate", "trainable_weights")}
+                               for ph in res[0]["phases"]],
+                    "loss_first": res[0]["losses"][0], "loss_last": res[0]["losses"][-1]}
+        log.info("areas %s: held-out top-1 %.3f (frozen-feature head %.3f)", arm, out[arm]["top1"],
+                 out["transfer_head"]["top1"])
+    return out
+
+
+def train(spark: SparkSession, cfg: Config, rows: pd.DataFrame, kind: str, n_out: int, folder: str, tag: str,
+           workers: int) -> str:
+    """Train one head on ``rows`` (x, y, weight) through the barrier launcher; returns its path."""
+    schema = "x array<float>, y long, weight float" if kind == "softmax" else "x array<float>, y array<float>, weight float"
+    def plain(v):
+        return [float(a) for a in v] if isinstance(v, (list, np.ndarray)) else int(v)
+
+    records = [(plain(x), plain(y), float(w)) for x, y, w in zip(rows["x"], rows["y"], rows["weight"])]
+    df = spark.createDataFrame(records, schema)  # the label budget: small
+    data = write_snapshot(df, join(folder, "data", tag), max(2, workers * 2))
+    res = launch(spark, head_spec(cfg, data, kind, n_out, join(folder, f"{tag}.keras")), workers)
+    if len({round(r["digest"], 6) for r in res}) != 1:
+        raise RuntimeError(f"{tag}: workers ended with different weights: {[r['digest'] for r in res]}")
+    log.info("%s: %d worker(s), loss %.4f -> %.4f", tag, len(res), res[0]["losses"][0], res[0]["losses"][-1])
+    return res[0]["artifact"]
+
+
+def predict(path: str, x: np.ndarray) -> np.ndarray:
+    import keras
+
+    return keras.models.load_model(path, compile=False).predict(x.astype(np.float32), batch_size=1024, verbose=0)
+
+
+def features(pdf: pd.DataFrame) -> np.ndarray:
+    return np.stack([np.asarray(v, np.float32) for v in pdf["x"]])
+
+
+@dataclass
+class Labels:
+    """The property-area label budget (``lab``: image_id, x, y, true_y, noisy, weight) and
+    the held-out images (``held``: image_id, x, y, aesthetic; at most ``training.eval_max_rows``)."""
+    lab: pd.DataFrame
+    held: pd.DataFrame
+
+
+def area_data(emb: DataFrame, truth: DataFrame) -> DataFrame:
+    """(image_id, x, area, aesthetic, y): the embeddings with their hidden area (``other``
+    when none) as a class index of :data:`CLASSES`."""
+    data = truth.join(emb, "image_id").withColumn("area", F.coalesce("area", F.lit("other")))
+    classes = F.array(*[F.lit(c) for c in CLASSES])
+    return data.withColumn("y", (F.array_position(classes, F.col("area")) - 1).cast("long"))
+
+
+def area_labels(data: DataFrame, tc) -> Labels:
+    """``training.labels_per_class`` labels per class, ``training.label_noise`` of them
+    flipped (seeded), class-weighted; and the held-out images (the others)."""
+    lab = H.add_noise(H.budget(data, "area", tc.labels_per_class, tc.seed), CLASSES, tc.label_noise, tc.seed)
+    lab_pdf = lab.select("image_id", "x", "y", "true_y", "noisy").toPandas()  # the label budget
+    held = (data.join(lab.select("image_id"), "image_id", "left_anti")
+            .orderBy(F.xxhash64("image_id", F.lit(tc.seed + 7))).limit(tc.eval_max_rows)
+            .select("image_id", "x", "y", "aesthetic").toPandas())  # bounded by training.eval_max_rows
+    y = lab_pdf["y"].to_numpy()
+    lab_pdf["weight"] = H.class_weights(y, len(CLASSES))[y].astype(np.float32)
+    return Labels(lab_pdf, held)
+
+
+def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
+    """The labels out-of-fold predictions do not contradict with high confidence
+    (``training.folds`` folds, ``training.clean_confidence``), re-weighted; and the
+    cleaning's report (flagged, and how many of those were the injected noise)."""
+    tc = cfg.training
+    y = lab_pdf["y"].to_numpy()
+    fold = (pd.util.hash_pandas_object(lab_pdf["image_id"], index=False).to_numpy() % tc.folds).astype(int)
+    oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
+    for f in range(tc.folds):
+        path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
+        oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
+    flag = H.suspicious(oof, y, tc.clean_confidence)
+    noisy = lab_pdf["noisy"].to_numpy()
+    report = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
+              "flagged_and_noisy": int((flag & noisy).sum()),
+              "precision": float((flag & noisy).sum() / max(flag.sum(), 1)),
+              "recall": float((flag & noisy).sum() / max(noisy.sum(), 1))}
+    clean_pdf = lab_pdf[~flag].copy()
+    yc = clean_pdf["y"].to_numpy()
+    clean_pdf["weight"] = H.class_weights(yc, len(CLASSES))[yc].astype(np.float32)
+    return clean_pdf, report
+
+
+def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataFrame,
+               folder: str) -> tuple[str, dict]:
+    """The aesthetics head (EMD over 10 score bins) on ``training.aesthetic_labels`` images;
+    its path and its report on the held-out images it was not trained on."""
+    tc = cfg.training
+    aes = (data.orderBy(F.xxhash64("image_id", F.lit(tc.seed + 3))).limit(tc.aesthetic_labels)
+           .select("image_id", "x", H.score_distribution(F.col("aesthetic")).alias("y")))
+    aes_pdf = aes.toPandas()  # training.aesthetic_labels rows
+    aes_pdf["weight"] = np.float32(1.0)
+    path = train(spark, cfg, aes_pdf, "distribution", H.BINS, folder, "aesthetics", tc.workers)
+    held_aes = held[~held["image_id"].isin(set(aes_pdf["image_id"]))]
+    dist_true = np.stack([H.score_distribution_np(s) for s in held_aes["aesthetic"]])
+    return path, H.aesthetics_report(dist_true, predict(path, features(held_aes)), held_aes["aesthetic"].to_numpy())
+
+
+def metrics(report: dict) -> dict[str, float]:
+    """The report's headline figures (model_metrics)."""
+    r = report
+    out = {"areas_top1_noisy": r["areas_noisy"]["top1"], "areas_top1_cleaned": r["areas_cleaned"]["top1"],
+           "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
+           "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
+           "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
+    for arm in ("transfer_head", "fine_tuned", "from_scratch"):
+        if arm in r.get("areas_images", {}):
+            out[f"areas_top1_{arm}"] = r["areas_images"][arm]["top1"]
+    return out
+
+
+def notes(report: dict, n_held: int) -> list[str]:
+    """The stage's summary lines."""
+    r, m = report, metrics(report)
+    out = [f"areas top-1 on {n_held:,} held-out images: noisy labels {m['areas_top1_noisy']:.3f}, "
+           f"cleaned {m['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {r['cleaning']['labels']} labels "
+           f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})"]
+    if "areas_images" in r:
+        ai = r["areas_images"]
+        out.append(f"areas top-1 on {ai['eval_images']:,} held-out images: frozen-feature head "
+                   f"{ai['transfer_head']['top1']:.3f}, fine-tuned {ai['fine_tuned']['top1']:.3f}"
+                   + (f", same network from scratch {ai['from_scratch']['top1']:.3f}" if "from_scratch" in ai else ""))
+    out.append(f"aesthetics: EMD {m['aesthetics_emd']:.3f}, Spearman {m['aesthetics_spearman']:.3f}")
+    return out
+
+
+def gallery(spark: SparkSession, cfg: Config) -> DataFrame:
+    """Each sale's images in gallery order (greedy diversity over areas, then by score)."""
+    tc = cfg.training
+    imgs = (io.read(spark, cfg, T.IMAGE_SOURCES).select("sale_id", "image_id").where(F.col("sale_id").isNotNull())
+            .distinct().join(io.read(spark, cfg, T.IMAGE_AREAS).select("image_id", "area"), "image_id")
+            .join(io.read(spark, cfg, T.IMAGE_AESTHETICS).select("image_id", "score"), "image_id"))
+    diverse = tc.gallery_diverse
+    return imgs.groupBy("sale_id").applyInPandas(lambda pdf: gallery_order(pdf, diverse), GALLERY_SCHEMA)
+
+
