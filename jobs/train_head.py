@@ -74,12 +74,6 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
 
     # aesthetics (EMD)
     aes_path, report["aesthetics"] = W.aesthetics(spark, cfg, data, held, folder)
-    write_bytes(join(out, "evaluation.json"), json.dumps(report, indent=1).encode())
-    edf = (spark.createDataFrame([(tc.model_version, *r) for r in H.evaluation_rows(report)],
-                                 "model_version string, task string, arm string, metric string, class string, "
-                                 "value double, n long")
-           .withColumn("evaluated_at", F.current_timestamp()))
-    res.add(T.HEAD_EVAL, io.write(edf, cfg, T.HEAD_EVAL, replace_where=f"model_version = '{tc.model_version}'"))
 
     # apply to every image; galleries
     pred = (emb.select("image_id", F.col("x").alias("embedding"))
@@ -91,6 +85,14 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     data.unpersist()
     write_manifest(cfg, area_path, aes_path, W.CLASSES, mv)  # label_images applies these from now on
     res.add(T.SALE_GALLERY, io.write(W.gallery(spark, cfg), cfg, T.SALE_GALLERY))
+    report["gallery"] = W.gallery_report(io.read(spark, cfg, T.SALE_GALLERY), io.read(spark, cfg, T.IMAGE_SOURCES),
+                                         io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True))
+    write_bytes(join(out, "evaluation.json"), json.dumps(report, indent=1).encode())
+    edf = (spark.createDataFrame([(tc.model_version, *r) for r in H.evaluation_rows(report)],
+                                 "model_version string, task string, arm string, metric string, class string, "
+                                 "value double, n long")
+           .withColumn("evaluated_at", F.current_timestamp()))
+    res.add(T.HEAD_EVAL, io.write(edf, cfg, T.HEAD_EVAL, replace_where=f"model_version = '{tc.model_version}'"))
 
     res.add(T.MODEL_METRICS, record_metrics(spark, cfg, tc.model_version, "train_head", W.metrics(report),
                                             len(y_held)))

@@ -198,6 +198,26 @@ def test_gallery_order_puts_distinct_areas_first():
     assert list(gallery_order(pdf, 0)["image_id"]) == ["a", "b", "d", "c", "e"]
 
 
+def test_gallery_report_by_hand(spark):
+    """The gallery figure: of the sales with 6+ photos, the share whose first gallery image
+    is among their three best by the hidden score; smaller sales are left out."""
+    from vistarank.training import workflow as W
+
+    gal, src, truth = [], [], []
+    for sale, first_hidden_rank in (("a", 1), ("b", 3), ("c", 4), ("small", 1)):
+        n = 4 if sale == "small" else 6
+        for i in range(n):  # image i has hidden score n - i: image 0 is the best
+            img = f"{sale}{i}"
+            src.append((img, f"u/{img}"))
+            truth.append((f"u/{img}", float(n - i)))
+        order = [first_hidden_rank - 1] + [i for i in range(n) if i != first_hidden_rank - 1]
+        gal += [(sale, r + 1, f"{sale}{i}") for r, i in enumerate(order)]
+    g = spark.createDataFrame(gal, "sale_id string, rank int, image_id string")
+    out = W.gallery_report(g, spark.createDataFrame(src, "image_id string, uri string"),
+                           spark.createDataFrame(truth, "uri string, aesthetic double"))
+    assert out["n"] == 3 and out["first_in_hidden_top3"] == pytest.approx(2 / 3)
+
+
 def test_train_head_stage_on_the_tiny_world(spark, labelled):
     import json
 

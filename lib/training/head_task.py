@@ -151,6 +151,10 @@ def evaluation_rows(report: dict) -> list[tuple]:
     a = report["aesthetics"]
     for m in ("emd", "spearman", "mae_score"):
         rows.append(("aesthetics", "emd_head", m, None, float(a[m]), int(a["n"])))
+    if "gallery" in report:
+        g = report["gallery"]
+        rows.append(("gallery", "aesthetics", "first_in_hidden_top3", None, float(g["first_in_hidden_top3"]),
+                     int(g["n"])))
     return rows
 
 

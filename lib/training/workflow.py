@@ -193,6 +193,8 @@ def metrics(report: dict) -> dict[str, float]:
            "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
            "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
            "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
+    if "gallery" in r:
+        out["gallery_first_in_hidden_top3"] = r["gallery"]["first_in_hidden_top3"]
     for arm in ("transfer_head", "fine_tuned", "from_scratch"):
         if arm in r.get("areas_images", {}):
             out[f"areas_top1_{arm}"] = r["areas_images"][arm]["top1"]
@@ -210,7 +212,9 @@ def notes(report: dict, n_held: int) -> list[str]:
         out.append(f"areas top-1 on {ai['eval_images']:,} held-out images: frozen-feature head "
                    f"{ai['transfer_head']['top1']:.3f}, fine-tuned {ai['fine_tuned']['top1']:.3f}"
                    + (f", same network from scratch {ai['from_scratch']['top1']:.3f}" if "from_scratch" in ai else ""))
-    out.append(f"aesthetics: EMD {m['aesthetics_emd']:.3f}, Spearman {m['aesthetics_spearman']:.3f}")
+    out.append(f"aesthetics: EMD {m['aesthetics_emd']:.3f}, Spearman {m['aesthetics_spearman']:.3f}"
+               + (f"; galleries: first image among the hidden best three in {r['gallery']['first_in_hidden_top3']:.0%}"
+                  f" of {r['gallery']['n']} sales with {r['gallery']['min_photos']}+ photos" if "gallery" in r else ""))
     return out
 
 
@@ -224,3 +228,24 @@ def gallery(spark: SparkSession, cfg: Config) -> DataFrame:
     return imgs.groupBy("sale_id").applyInPandas(lambda pdf: gallery_order(pdf, diverse), GALLERY_SCHEMA)
 
 
+
+
+def gallery_report(gallery_df: DataFrame, sources: DataFrame, truth: DataFrame, min_photos: int = 6) -> dict:
+    """How well the galleries put the best picture first, against the hidden aesthetic
+    score (the demo world's truth): the share of sales with at least ``min_photos`` images
+    whose first gallery image is among their hidden best three. One row per sale comes
+    back (a few thousand on the demo)."""
+    hidden = (gallery_df.select("sale_id", "image_id", "rank")
+              .join(sources.select("image_id", "uri").distinct(), "image_id")
+              .join(truth.select("uri", "aesthetic"), "uri")
+              .groupBy("sale_id", "image_id", "rank").agg(F.max("aesthetic").alias("aesthetic")))
+    pdf = hidden.toPandas()
+    hits, n = 0, 0
+    for _, g in pdf.groupby("sale_id"):
+        if len(g) < min_photos:
+            continue
+        n += 1
+        first = g.loc[g["rank"].idxmin(), "image_id"]
+        best3 = set(g.sort_values(["aesthetic", "image_id"], ascending=[False, True])["image_id"].head(3))
+        hits += int(first in best3)
+    return {"first_in_hidden_top3": float(hits / n) if n else float("nan"), "n": int(n), "min_photos": int(min_photos)}

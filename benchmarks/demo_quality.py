@@ -1,0 +1,129 @@
+"""The demo world's picture figures (issue #15), read from a finished demo lakehouse:
+
+    make demo && .venv/bin/python benchmarks/demo_quality.py --lakehouse ./lakehouse
+
+- **Themes** (table ``themes``, ``image_themes``): per theme, the tags holding at least 10%
+  of its top tag's weight (goal: a median of 3 or more), its name, and purity against the
+  world's hidden scene theme of each image (``truth_images.theme``: the share of images
+  whose dominant theme's majority hidden theme is theirs; goal 0.8).
+- **Images in the re-ranker** (``rerank_evaluation``, the current model): the image engine
+  alone against popularity (goal: above), meta against meta without images overall (goal
+  1.05 x) and on sales opened that day (goal 1.10 x).
+- **Aesthetics and galleries** (``head_evaluation``; the gallery figure recomputed from
+  ``sale_gallery`` and the hidden scores): Spearman of predicted and hidden score (goal
+  0.8); the share of sales with 6+ photos whose first gallery image is among their hidden
+  best three (goal 0.8).
+- **Heads**: transfer against from scratch (top-1; goal +10 points), noisy against cleaned
+  labels. Single run: the spread over seeds is not measured here.
+
+Writes benchmarks/results/demo_quality.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+import _results  # benchmarks/_results.py (scripts run from this folder's path)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def themes(spark, cfg) -> dict:
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+
+    rows = io.read(spark, cfg, T.THEMES).orderBy("theme_id").collect()  # k rows
+    per = []
+    for r in rows:
+        w = np.array([t["weight"] for t in r["top_tags"]], dtype=float)
+        strong = int((w >= 0.1 * w.max()).sum()) if len(w) else 0
+        per.append({"theme_id": r["theme_id"], "name": r["name"], "share": r["share"], "tags_at_10pct": strong,
+                    "top_tags": [(t["tag"], round(float(t["weight"]), 4)) for t in r["top_tags"][:5]]})
+    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
+    img = (io.read(spark, cfg, T.IMAGE_THEMES).where(F.col("dominant_theme").isNotNull())
+           .join(io.read(spark, cfg, T.IMAGE_SOURCES).select("image_id", "uri"), "image_id")
+           .join(truth.select("uri", "theme", "category"), "uri")
+           .dropDuplicates(["image_id"]))
+    purity = {}
+    for col in ("theme", "category"):
+        counts = img.groupBy("dominant_theme", col).count().toPandas()  # k x hidden groups
+        purity[col] = float(counts.groupby("dominant_theme")["count"].max().sum() / counts["count"].sum())
+    return {"n_themes": len(per), "median_tags_at_10pct": float(np.median([p["tags_at_10pct"] for p in per])),
+            "purity_hidden_theme": purity["theme"], "purity_hidden_category": purity["category"], "themes": per}
+
+
+def rerank(spark, cfg) -> dict:
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+
+    rows = (io.read(spark, cfg, T.RERANK_EVAL).where(F.col("model_version") == cfg.rerank.model_version)
+            .where(F.col("metric") == "ndcg_at_10").select("arm", "slice", "value", "n").collect())
+    v = {(r["arm"], r["slice"] or "all"): r["value"] for r in rows}
+    return {"ndcg_at_10": {f"{a}|{s}": x for (a, s), x in sorted(v.items())},
+            "image_vs_popularity": v[("image", "all")] / v[("popularity", "all")],
+            "meta_vs_no_image": v[("meta", "all")] / v[("meta_no_image", "all")],
+            "meta_vs_no_image_new_sales": (v[("meta", "sale_age=0")] / v[("meta_no_image", "sale_age=0")]
+                                           if v.get(("meta_no_image", "sale_age=0")) else float("nan"))}
+
+
+def heads(spark, cfg) -> dict:
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.training import workflow as W
+
+    rows = (io.read(spark, cfg, T.HEAD_EVAL).where(F.col("model_version") == cfg.training.model_version)
+            .where(F.col("class").isNull()).collect())  # a few dozen rows
+    v = {(r["task"], r["arm"], r["metric"]): r["value"] for r in rows}
+    gal = W.gallery_report(io.read(spark, cfg, T.SALE_GALLERY), io.read(spark, cfg, T.IMAGE_SOURCES),
+                           io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True))
+    top1 = {arm: v.get(("areas", arm, "top1")) for arm in ("noisy", "cleaned", "transfer_head", "fine_tuned",
+                                                            "from_scratch")}
+    return {"aesthetics_spearman": v.get(("aesthetics", "emd_head", "spearman")),
+            "aesthetics_emd": v.get(("aesthetics", "emd_head", "emd")), "gallery": gal, "areas_top1": top1,
+            "transfer_minus_scratch": (top1["transfer_head"] - top1["from_scratch"]
+                                       if top1["transfer_head"] is not None and top1["from_scratch"] is not None
+                                       else None),
+            "labels_per_class": cfg.training.labels_per_class, "aesthetic_labels": cfg.training.aesthetic_labels,
+            "seeds": 1}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lakehouse", default="./lakehouse")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "demo_quality.json"))
+    args = p.parse_args()
+    from vistarank.config import load_config
+    from vistarank.session import get_spark
+
+    cfg = load_config("local", [f"lakehouse.root={os.path.abspath(args.lakehouse)}", "spark.show_progress=false"])
+    spark = get_spark(cfg)
+    doc = {"themes": themes(spark, cfg), "rerank": rerank(spark, cfg), "heads": heads(spark, cfg)}
+    spark.stop()
+    t, r, h = doc["themes"], doc["rerank"], doc["heads"]
+    goals = {
+        "goal_themes_group_tags": t["median_tags_at_10pct"] >= 3,
+        "goal_theme_purity": t["purity_hidden_theme"] >= 0.8,
+        "goal_image_beats_popularity": r["image_vs_popularity"] > 1.0,
+        "goal_images_lift_meta_5pct": r["meta_vs_no_image"] >= 1.05,
+        "goal_images_lift_new_sales_10pct": bool(r["meta_vs_no_image_new_sales"] >= 1.10),
+        "goal_aesthetics_spearman": (h["aesthetics_spearman"] or 0) >= 0.8,
+        "goal_gallery_first_in_top3": h["gallery"]["first_in_hidden_top3"] >= 0.8,
+        "goal_transfer_10_points": (h["transfer_minus_scratch"] or 0) >= 0.10,
+    }
+    _results.write("demo_quality", [doc], args.out, lakehouse=os.path.abspath(args.lakehouse), **goals)
+    print({"median_tags_at_10pct": t["median_tags_at_10pct"], "purity": round(t["purity_hidden_theme"], 3),
+           "image/popularity": round(r["image_vs_popularity"], 3), "meta/no image": round(r["meta_vs_no_image"], 3),
+           "new sales": round(r["meta_vs_no_image_new_sales"], 3), "spearman": h["aesthetics_spearman"],
+           "gallery": h["gallery"], "transfer - scratch": h["transfer_minus_scratch"]} | goals)
+
+
+if __name__ == "__main__":
+    main()
