@@ -16,6 +16,7 @@ import json
 import logging
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from vistarank.udfs.train_worker import barrier_fn
 
@@ -24,8 +25,13 @@ log = logging.getLogger(__name__)
 
 def write_snapshot(df: DataFrame, folder: str, n_files: int, columns: tuple[str, ...] = ("x", "y", "weight")) -> str:
     """(x, y, weight) rows (or (content, y, weight) for fine-tuning) as ``n_files`` Parquet
-    files: a fixed snapshot every rank reads."""
-    df.select(*columns).repartition(n_files).write.mode("overwrite").parquet(folder)
+    files: a fixed snapshot every rank reads. Which file a row lands in, and its place
+    there, depend only on the row (a hash of its columns), not on how ``df`` was
+    partitioned or ordered: the same rows give the same files, so a rerun trains on the
+    same shards in the same order (with the seeds, the same weights)."""
+    key = F.xxhash64(*columns)
+    (df.select(*columns).withColumn("_key", key).repartition(n_files, "_key").sortWithinPartitions("_key")
+     .drop("_key").write.mode("overwrite").parquet(folder))
     return folder
 
 
