@@ -164,6 +164,8 @@ def fit_days(ev: DataFrame, days: list[dt.date], settings: AlsSettings, *, refit
     return out
 
 
+RIDGE = 1e-9  # added to every solve's diagonal: regParam 0 (allowed) would leave a rank-deficient system singular
+
 # ----------------------------------------------------------------------------- the daily refresh
 REFRESH_FINAL = "t int, sale_id string, factor array<double>"
 REFRESH_PARTIAL = "t int, sale_id string, a array<double>, b array<double>, n long"
@@ -189,7 +191,7 @@ def _item_step(x: np.ndarray, r, alpha: float):
 
 def _solve_items(gram: np.ndarray, a: np.ndarray, b: np.ndarray, n: np.ndarray, reg: float) -> np.ndarray:
     k = gram.shape[0]
-    lhs = gram[None, :, :] + a + (reg * n)[:, None, None] * np.eye(k)[None, :, :]
+    lhs = gram[None, :, :] + a + (reg * n + RIDGE)[:, None, None] * np.eye(k)[None, :, :]
     return np.linalg.solve(lhs, b[:, :, None])[:, :, 0]
 
 
@@ -310,7 +312,7 @@ def fold_in(fac: Factors, weights) -> np.ndarray:
         idx, rat = w.indices[lo:hi], w.data[lo:hi]
         yu = y[idx]
         c1 = fac.alpha * np.abs(rat)
-        a = fac.gram + (yu.T * c1) @ yu + fac.reg_param * float(np.count_nonzero(rat > 0)) * np.eye(r)
+        a = fac.gram + (yu.T * c1) @ yu + (fac.reg_param * float(np.count_nonzero(rat > 0)) + RIDGE) * np.eye(r)
         b = ((1.0 + c1) * (rat > 0)) @ yu
         out[u] = np.linalg.solve(a, b)
     return out
