@@ -89,6 +89,18 @@ def popularity_by_day(visits: DataFrame, days: DataFrame, first: dt.date, last: 
             .groupBy("as_of", "sale_id").agg(F.log1p(F.sum("n").cast("double")).alias("popularity")))
 
 
+def user_blocks(ev: DataFrame, first: dt.date, last: dt.date, history_days: int, block_events: int):
+    """(the events of the history windows of the days ``first``..``last`` as (user_id,
+    sale_id, t = days after ``first``, w), grouped by user block; the number of blocks,
+    about ``block_events`` events each). What the daily co-visits and the daily ALS refresh
+    compute from, a task per block."""
+    ev_in = (ev.where((F.col("date") >= F.date_sub(F.lit(first), history_days)) & (F.col("date") < F.lit(last)))
+             .select("user_id", "sale_id", F.datediff(F.col("date"), F.lit(first)).alias("t"), "w"))
+    n_blocks = max(1, -(-ev_in.count() // max(1, block_events)))  # one number
+    block = F.pmod(F.xxhash64("user_id", F.lit(COVISIT_SEED)), F.lit(n_blocks))
+    return ev_in.withColumn("block", block).groupBy("block"), n_blocks
+
+
 def covisit_by_day(ev: DataFrame, open_days: DataFrame, first: dt.date, last: dt.date, k: int, shrinkage: float,
                    half_life_days: float, history_days: int, block_events: int = COVISIT_BLOCK_EVENTS) -> DataFrame:
     """(as_of, query_id, neighbor_id, similarity, rank): for each open sale j of each day
@@ -103,18 +115,14 @@ def covisit_by_day(ev: DataFrame, open_days: DataFrame, first: dt.date, last: dt
     key and ranked (a shuffle of the pairs that share users, as a join on users would)."""
     from vistarank.udfs import covisit as CV
 
-    ev_in = (ev.where((F.col("date") >= F.date_sub(F.lit(first), history_days)) & (F.col("date") < F.lit(last)))
-             .select("user_id", "sale_id", F.datediff(F.col("date"), F.lit(first)).alias("t"), "w"))
     by_day: dict[int, list[str]] = {}
     # the open sales of the asked days (a few hundred a day, as the day blocks)
     for r in open_days.select(F.datediff(F.col("as_of"), F.lit(first)).alias("t"), "sale_id").collect():
         by_day.setdefault(int(r["t"]), []).append(r["sale_id"])
     opened = {t: np.array(sorted(ids), dtype=object) for t, ids in by_day.items()}
-    n_blocks = max(1, -(-ev_in.count() // max(1, block_events)))  # one number
+    grouped, n_blocks = user_blocks(ev, first, last, history_days, block_events)
     fn = CV.similarities_fn(opened, k=k, shrinkage=shrinkage, half_life_days=half_life_days,
                             history_days=history_days, final=n_blocks == 1)
-    grouped = ev_in.withColumn("block", F.pmod(F.xxhash64("user_id", F.lit(COVISIT_SEED)), F.lit(n_blocks))
-                               ).groupBy("block")
     as_of = F.date_add(F.lit(first), F.col("t")).alias("as_of")
     if n_blocks == 1:
         return grouped.applyInPandas(fn, CV.FINAL_SCHEMA).select(as_of, "query_id", "neighbor_id", "similarity",

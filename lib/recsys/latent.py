@@ -249,21 +249,17 @@ def refresh(ev: DataFrame, days: dict[dt.date, Factors], settings: AlsSettings, 
     The events are grouped by user block as the co-visits are (about ``block_events`` per
     task): one block computes the factors in its task; several send their sums (A: rank x
     rank per sale and day) to a task per day. Nothing is exploded per day in Spark."""
-    from vistarank.recsys.kernel import COVISIT_SEED
+    from vistarank.recsys.kernel import user_blocks
 
     first, last = min(days), max(days)
-    ev_in = (ev.where((F.col("date") >= F.date_sub(F.lit(first), history_days)) & (F.col("date") < F.lit(last)))
-             .select("user_id", "sale_id", F.datediff(F.col("date"), F.lit(first)).alias("t"), "w"))
     snaps = {(d - first).days: f for d, f in days.items()}
-    n_blocks = max(1, -(-ev_in.count() // max(1, block_events)))  # one number
+    grouped, n_blocks = user_blocks(ev, first, last, history_days, block_events)
     final = n_blocks == 1
     hl = settings.half_life_days
 
     def fn(pdf: pd.DataFrame) -> pd.DataFrame:
         return block_refresh(pdf, snaps, half_life_days=hl, history_days=history_days, final=final)
 
-    grouped = ev_in.withColumn("block", F.pmod(F.xxhash64("user_id", F.lit(COVISIT_SEED)), F.lit(n_blocks))
-                               ).groupBy("block")
     if final:
         rows = grouped.applyInPandas(fn, REFRESH_FINAL)
     else:
