@@ -196,6 +196,7 @@ class RecsysConfig(_Section):
     als_max_iter: int = Field(10, ge=1)
     als_refit_days: int = Field(7, ge=1)
     als_half_life_days: float = Field(0.0, ge=0)
+    theme_idf: bool = True
 
 
 class RerankConfig(_Versioned):

@@ -400,3 +400,17 @@ def test_empty_days_and_new_users_score_without_a_crash(spark):
     top = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "top", rr, top_n=10).collect()
     assert [r["rank"] for r in sorted(top, key=lambda r: r["rank"])] == [1, 2, 3, 4]
     srv.release()
+
+
+def test_distinctive_mix_weighs_themes_by_their_inverse_document_frequency(spark):
+    """A theme every sale shows (a hotel bedroom) weighs nothing; rarer themes weigh
+    log((1 + N) / (1 + n)) times their share; a sale with only ubiquitous themes gets zeros."""
+    themes = spark.createDataFrame([("a", [0.5, 0.5, 0.0]), ("b", [0.5, 0.0, 0.5]), ("c", [0.6, 0.3, 0.1]),
+                                    ("d", [1.0, 0.0, 0.0])], "sale_id string, weights array<float>")
+    got = {r["sale_id"]: r["weights"] for r in E.distinctive_mix(themes).collect()}
+    idf1, idf2 = np.log(5 / 3), np.log(5 / 3)  # theme 1 in a and c, theme 2 in b and c (0.1 >= PRESENT)
+    assert got["a"] == pytest.approx([0.0, 1.0, 0.0], abs=1e-6)
+    assert got["b"] == pytest.approx([0.0, 0.0, 1.0], abs=1e-6)
+    c = np.array([0.0, 0.3 * idf1, 0.1 * idf2])
+    assert got["c"] == pytest.approx((c / c.sum()).tolist(), abs=1e-6)
+    assert got["d"] == pytest.approx([0.0, 0.0, 0.0])

@@ -113,7 +113,8 @@ def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
                                rc.half_life_days, rc.history_days).persist(StorageLevel.MEMORY_AND_DISK)
     blocks = K.day_blocks(spark, [d], inp.sales, inp.visits, ev, sale_prof, inp.sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
-                          popularity_days=rc.popularity_days, covisit=covisit, als=LT.AlsSettings.of(rc))
+                          popularity_days=rc.popularity_days, covisit=covisit, als=LT.AlsSettings.of(rc),
+                          theme_idf=rc.theme_idf)
     return Serving(spark, inp, rc, d, ev, sale_prof, blocks, covisit)
 
 

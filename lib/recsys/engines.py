@@ -20,7 +20,10 @@ morning).
   description words; a user profile is the decayed sum of the unit profiles of the
   sales they visited or bought; the score is their cosine, a sparse dot product by a join.
 - ``image``: the cosine of the user's theme profile (the same decayed sum over
-  sale_themes) and the sale's theme mix.
+  sale_themes) and the sale's theme mix. With ``recsys.theme_idf`` (the default) both
+  use the *distinctive* mix (:func:`distinctive_mix`): each theme's weight times its
+  inverse document frequency over the sales, so themes every hotel shows (bedrooms,
+  bathrooms) weigh about nothing and the themes that set a sale apart carry the cosine.
 - ``popularity``: log(1 + the sale's visits in the ``popularity_days`` days before as_of);
   ``recency``: 1 / (1 + days since the sale opened); ``price_fit``: exp(-z^2 / 2), z =
   the distance of the sale's log price to the user's decayed mean log price, over
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from pyspark.ml.feature import StopWordsRemover, Tokenizer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -148,6 +152,28 @@ def cosine_arrays(a: F.Column, b: F.Column) -> F.Column:
     return F.when((na > 0) & (nb > 0), dot / (na * nb))
 
 
+PRESENT = 0.05  # a sale "has" a theme (for its document frequency) at this share of its mix or more
+
+
+def distinctive_mix(sale_themes: DataFrame) -> DataFrame:
+    """``sale_themes`` with ``weights`` replaced by the TF-IDF mix: weight_j x
+    log((1 + N) / (1 + n_j)), N the sales of the table, n_j those whose mix holds theme j
+    at ``PRESENT`` or more; renormalised to sum 1 (a sale showing only ubiquitous themes
+    gets zeros, and the image engine scores it 0). Two small jobs: N and the k counts."""
+    from vistarank.themes.profiles import normalise
+
+    n = sale_themes.count()
+    counts = (sale_themes.select(F.posexplode("weights").alias("pos", "w"))
+              .groupBy("pos").agg(F.sum((F.col("w") >= PRESENT).cast("long")).alias("n")).collect())  # k rows
+    if not counts:
+        return sale_themes
+    df = [0] * (max(r["pos"] for r in counts) + 1)
+    for r in counts:
+        df[r["pos"]] = int(r["n"])
+    idf = F.array(*[F.lit(float(np.log((1.0 + n) / (1.0 + c)))) for c in df])
+    return sale_themes.withColumn("weights", normalise(F.zip_with("weights", idf, lambda w, f: w * f)))
+
+
 def user_theme_vectors(hist: DataFrame, sale_themes: DataFrame) -> DataFrame:
     """(user_id, as_of, user_weights): decayed sum of the theme mixes of their sales."""
     rows = hist.join(sale_themes.select("sale_id", "weights"), "sale_id")
@@ -179,7 +205,7 @@ def squash(x: F.Column) -> F.Column:
 
 def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFrame, sale_prof: DataFrame,
              sale_themes: DataFrame | None, sims: DataFrame, *, half_life_days: float, popularity_days: int,
-             price_sigma: float) -> DataFrame:
+             price_sigma: float, theme_idf: bool = True) -> DataFrame:
     """Every engine's score for ``pairs`` (user_id, sale_id, as_of, snapshot, ...): the input
     columns plus cf, content, image, popularity, recency, price_fit (each in [0, 1], never null).
 
@@ -195,6 +221,8 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
            .join(user_log_price(hist, sales), ["user_id", "as_of"], "left")
            .join(sales.select("sale_id", "open_date", F.col("price").alias("_price")), "sale_id", "left"))
     if sale_themes is not None:
+        if theme_idf:
+            sale_themes = distinctive_mix(sale_themes)
         out = (out.join(user_theme_vectors(hist, sale_themes), ["user_id", "as_of"], "left")
                .join(sale_themes.select("sale_id", F.col("weights").alias("sale_weights")), "sale_id", "left")
                .withColumn("image", cosine_arrays(F.col("user_weights"), F.col("sale_weights")))

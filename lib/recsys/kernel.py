@@ -41,6 +41,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys import latent as LT
+from vistarank.recsys import engines as E
 from vistarank.recsys.engines import ENGINES
 from vistarank.recsys.similarity import ranked
 
@@ -168,10 +169,12 @@ class Blocks:
 def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, ev: DataFrame,
                sale_prof: DataFrame, sale_themes: DataFrame | None, *, k: int, shrinkage: float,
                half_life_days: float, history_days: int, popularity_days: int,
-               covisit: DataFrame | None = None, als: LT.AlsSettings | None = None, als_refit_days: int = 1) -> Blocks:
+               covisit: DataFrame | None = None, als: LT.AlsSettings | None = None, als_refit_days: int = 1,
+               theme_idf: bool = True) -> Blocks:
     """The blocks of ``days`` (see :class:`Blocks`); ``covisit``: the days'
     :func:`covisit_by_day` when the caller has it already; ``als``: the ALS settings of
-    the snapshots (one every ``als_refit_days`` days; None: none fitted, the engine scores 0)."""
+    the snapshots (one every ``als_refit_days`` days; None: none fitted, the engine scores 0);
+    ``theme_idf``: the image engine uses :func:`vistarank.recsys.engines.distinctive_mix`."""
     if not days:
         raise ValueError("day_blocks: no day asked")
     first, last = min(days), max(days)
@@ -193,6 +196,8 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     recent = recent.join(prof, "sale_id", "left")
     n_themes = 0
     if sale_themes is not None:
+        if theme_idf:
+            sale_themes = E.distinctive_mix(sale_themes)
         recent = recent.join(sale_themes.select("sale_id", F.col("weights").cast("array<double>").alias("mix")),
                              "sale_id", "left")
         first_mix = sale_themes.select(F.size("weights").alias("d")).first()

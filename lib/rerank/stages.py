@@ -37,7 +37,7 @@ SETTINGS = {"halfLifeDays": "half_life_days", "historyDays": "history_days", "po
             "priceSigma": "price_sigma", "neighborsK": "neighbors_k", "shrinkage": "shrinkage",
             "purchaseWeight": "purchase_weight", "alsRank": "als_rank", "alsRegParam": "als_reg_param",
             "alsAlpha": "als_alpha", "alsMaxIter": "als_max_iter", "alsRefitDays": "als_refit_days",
-            "alsHalfLifeDays": "als_half_life_days"}
+            "alsHalfLifeDays": "als_half_life_days", "themeIdf": "theme_idf"}
 
 
 class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
@@ -63,6 +63,8 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                          TypeConverters.toInt)
     alsHalfLifeDays = Param(Params._dummy(), "alsHalfLifeDays", "half-life of an ALS rating's events (0: none)",
                             TypeConverters.toFloat)
+    themeIdf = Param(Params._dummy(), "themeIdf", "the image engine weighs themes by their inverse document "
+                     "frequency over the sales", TypeConverters.toBoolean)
     excludeBought = Param(Params._dummy(), "excludeBought",
                           "leave out the sales a user bought in the history window", TypeConverters.toBoolean)
 
@@ -71,7 +73,8 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                  popularityDays: int | None = None, priceSigma: float | None = None, neighborsK: int | None = None,
                  shrinkage: float | None = None, purchaseWeight: float | None = None, alsRank: int | None = None,
                  alsRegParam: float | None = None, alsAlpha: float | None = None, alsMaxIter: int | None = None,
-                 alsRefitDays: int | None = None, alsHalfLifeDays: float | None = None, excludeBought: bool | None = None) -> None:
+                 alsRefitDays: int | None = None, alsHalfLifeDays: float | None = None, themeIdf: bool | None = None,
+                 excludeBought: bool | None = None) -> None:
         from vistarank.config import RecsysConfig
 
         super().__init__()
