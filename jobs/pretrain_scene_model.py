@@ -17,8 +17,10 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     metrics = scene_model.train(cfg)
     version = cfg.model.model_version
     res.add(T.MODEL_METRICS, record_metrics(spark, cfg, version, "pretrain_scene_model",
-                                            {k: metrics[k] for k in ("top1", "top5")}, metrics["n_holdout"]))
-    res.notes.append(f"scene model {version}: held-out top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}")
+                                            {k: metrics[k] for k in ("top1", "top5", "tags_recall_at_5", "element_ap",
+                                                                      "top1_share")}, metrics["n_holdout"]))
+    res.notes.append(f"scene model {version} ({metrics['n_tags']} tags): held-out scene top-1 {metrics['top1']:.3f}, "
+                     f"tags recall@5 {metrics['tags_recall_at_5']:.3f}, element mAP {metrics['element_ap']:.3f}")
     return res
 
 

@@ -121,6 +121,7 @@ class _Versioned(_Section):
 
 class ModelSpec(_Versioned):
     name: str = "scene-demo"
+    version: str = "2"
     source: Literal["keras_file", "savedmodel", "application"] = "keras_file"
     path: Optional[str] = None
     architecture: Optional[str] = None

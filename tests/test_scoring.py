@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory):
 def _cfg(root, tiny_model, *extra):
     path, labels, _ = tiny_model
     return make_cfg(str(root), f"model.path={path}", f"model.labels={labels}", "model.name=tiny",
-                    "model.input_size=32", "model.preprocessing=included", *extra)
+                    "model.input_size=32", "model.preprocessing=included", "model.version=1", *extra)
 
 
 def test_parse_labels_plain_and_places365():

@@ -116,3 +116,29 @@ def test_a_new_world_drops_the_image_tables_of_the_old_one(spark, tmp_path):
     assert any(old.get(u) not in (None, i) for u, i in new.items())  # re-rendered files: new ids
     assert io.read(spark, other, T.IMAGES).count() == io.read(spark, other, T.IMAGE_SOURCES).select(
         "image_id").distinct().count()  # no image left over from the old world
+
+
+def test_the_demo_tag_space_is_scenes_and_their_elements():
+    """Over 100 tags; an element belongs to the scenes of one taste theme (or to the hotel's
+    interiors); a rendered training photo is tagged with its scene and the 1 to 3 elements
+    drawn over it, which the renderer can draw."""
+    import numpy as np
+
+    from vistarank.udfs.render import ELEMENT_ART
+    from vistarank.vision.scene_model import render_dataset
+
+    assert len(C.TAG_NAMES) >= 100 and len(set(C.TAG_NAMES)) == len(C.TAG_NAMES)
+    assert set(C.ELEMENT_NAMES) == set(ELEMENT_ART)
+    for element in C.ELEMENT_NAMES:
+        themes = {C.CATEGORIES[c][0] for c, pool in C.ELEMENTS.items() if element in pool}
+        assert len(themes) == 1, (element, themes)
+    x, y = render_dataset(2, 32, seed=3)
+    assert x.shape == (48, 32, 32, 3) and y.shape == (48, len(C.TAG_NAMES))
+    n_cat = len(C.CATEGORY_NAMES)
+    for i, row in enumerate(y):
+        cat = C.CATEGORY_NAMES[i // 2]
+        assert np.flatnonzero(row[:n_cat]).tolist() == [C.CATEGORY_NAMES.index(cat)]
+        elements = [C.TAG_NAMES[j] for j in np.flatnonzero(row[n_cat:]) + n_cat]
+        assert 1 <= len(elements) <= 3 and set(elements) <= set(C.ELEMENTS[cat]), (cat, elements)
+    x2, y2 = render_dataset(2, 32, seed=3)
+    assert (x2 == x).all() and (y2 == y).all()  # seeded

@@ -444,17 +444,337 @@ def facade(img, d, rng):
                 fill=_c(rng, (150, 30, 40), 30))
 
 
+# --------------------------------------------------------------------------- elements
+# The demo's fine-grained tags: objects drawn over a scene (vistarank.world.catalog.ELEMENTS
+# says which scene shows which). Each element is a list of shapes in a unit box: x from
+# -0.5 to 0.5 (the element's width s), y from -1 (top) to 0 (its foot), drawn at a spot of
+# its zone: "ground" (the lower part of the photo), "sky", "wall" or "ceiling".
+WHITE, CREAM, SILVER, GREY, DKGREY, BLACK = (245, 245, 245), (240, 228, 200), (200, 200, 210), (130, 130, 135), \
+    (60, 60, 65), (25, 25, 25)
+RED, PINK, ORANGE, YELLOW, GOLD = (200, 40, 40), (240, 120, 170), (240, 130, 30), (240, 205, 40), (205, 165, 55)
+GREEN, DKGREEN, TEAL, LTBLUE, BLUE, NAVY, PURPLE = (50, 150, 60), (20, 85, 35), (40, 160, 160), (150, 200, 240), \
+    (40, 80, 190), (30, 40, 90), (120, 50, 140)
+BROWN, DKBROWN, TAN, SAND, SKIN, TERRA = (125, 80, 40), (80, 50, 25), (200, 160, 100), (225, 200, 150), \
+    (225, 180, 150), (190, 90, 50)
+
+
+def R(x0, y0, x1, y1, c):
+    return ("rect", (x0, y0, x1, y1), c)
+
+
+def E(x0, y0, x1, y1, c):
+    return ("ellipse", (x0, y0, x1, y1), c)
+
+
+def P(pts, c):
+    return ("poly", tuple(pts), c)
+
+
+def L(x0, y0, x1, y1, c, w=0.04):
+    return ("line", (x0, y0, x1, y1, w), c)
+
+
+def _figure(body, legs=NAVY, extra=()):
+    return [E(-0.09, -1.0, 0.09, -0.82, SKIN), R(-0.14, -0.82, 0.14, -0.42, body),
+            L(-0.07, -0.42, -0.1, 0, legs, 0.07), L(0.07, -0.42, 0.1, 0, legs, 0.07), *extra]
+
+
+def _umbrella(c1, c2):
+    return [L(0, 0, 0, -0.9, DKBROWN, 0.04), P([(-0.5, -0.68), (0, -1), (0.5, -0.68)], c1),
+            P([(-0.16, -0.78), (0, -1), (0.16, -0.78)], c2)]
+
+
+def _palm(fronds, trunk=BROWN, extra=()):
+    return [L(0, 0, 0.1, -0.85, trunk, 0.08), *[L(0.1, -0.85, x, y, fronds, 0.07) for x, y in
+            [(-0.45, -0.65), (0.5, -0.65), (-0.3, -1.0), (0.45, -1.0), (0.1, -1.05)]], *extra]
+
+
+def _vehicle(c, long=False, extra=()):
+    x = 0.5 if long else 0.45
+    body = [R(-x, -0.5 if long else -0.35, x, -0.1, c)]
+    if not long:
+        body.append(R(-0.25, -0.55, 0.25, -0.35, c))
+        body.append(R(-0.2, -0.52, 0.2, -0.38, LTBLUE))
+    else:
+        body.append(R(-0.45, -0.42, 0.45, -0.3, CREAM))
+    return body + [E(-x + 0.05, -0.2, -x + 0.25, 0, BLACK), E(x - 0.25, -0.2, x - 0.05, 0, BLACK), *extra]
+
+
+def _house(wall, roof, extra=()):
+    return [R(-0.42, -0.5, 0.42, 0, wall), P([(-0.52, -0.48), (0, -0.85), (0.52, -0.48)], roof),
+            R(-0.08, -0.28, 0.08, 0, DKBROWN), R(-0.32, -0.38, -0.16, -0.22, LTBLUE),
+            R(0.16, -0.38, 0.32, -0.22, LTBLUE), *extra]
+
+
+ELEMENT_ART: dict[str, tuple[str, list]] = {
+    # sea
+    "parasol": ("ground", _umbrella(RED, WHITE)),
+    "beach_towel": ("ground", [R(-0.5, -0.16, 0.5, 0, ORANGE), R(-0.5, -0.11, 0.5, -0.06, WHITE),
+                               R(-0.2, -0.16, -0.1, 0, BLUE)]),
+    "sandcastle": ("ground", [R(-0.4, -0.4, 0.4, 0, SAND), R(-0.4, -0.55, -0.2, -0.4, SAND),
+                              R(0.2, -0.55, 0.4, -0.4, SAND), R(-0.1, -0.7, 0.1, -0.4, SAND),
+                              L(0, -0.7, 0, -0.9, DKBROWN, 0.02), P([(0, -0.9), (0.15, -0.85), (0, -0.8)], RED)]),
+    "palm_tree": ("ground", _palm(GREEN)),
+    "surfboard": ("ground", [E(-0.13, -1, 0.13, 0, YELLOW), L(0, -0.95, 0, -0.05, RED, 0.03)]),
+    "lighthouse": ("ground", [P([(-0.15, 0), (-0.08, -0.8), (0.08, -0.8), (0.15, 0)], WHITE),
+                              R(-0.13, -0.3, 0.13, -0.15, RED), R(-0.1, -0.65, 0.1, -0.5, RED),
+                              R(-0.1, -0.92, 0.1, -0.8, YELLOW), P([(-0.13, -0.92), (0, -1.02), (0.13, -0.92)], RED)]),
+    "seagull": ("sky", [L(-0.5, -0.62, 0, -0.45, WHITE, 0.07), L(0, -0.45, 0.5, -0.62, WHITE, 0.07),
+                        E(-0.08, -0.5, 0.08, -0.4, GREY)]),
+    "sea_rocks": ("ground", [P([(-0.5, 0), (-0.35, -0.4), (-0.1, -0.5), (0.05, -0.3), (0.3, -0.45), (0.5, 0)], DKGREY),
+                             P([(-0.3, -0.3), (-0.1, -0.45), (0, -0.3)], GREY)]),
+    "sailboat": ("ground", [P([(-0.45, -0.15), (0.45, -0.15), (0.3, 0), (-0.3, 0)], BROWN),
+                            L(0, -0.15, 0, -1, DKBROWN, 0.03), P([(0.02, -1), (0.02, -0.2), (0.42, -0.2)], WHITE),
+                            P([(-0.02, -0.85), (-0.02, -0.2), (-0.3, -0.2)], CREAM)]),
+    "yacht": ("ground", [P([(-0.5, -0.25), (0.5, -0.25), (0.35, 0), (-0.4, 0)], WHITE),
+                         R(-0.25, -0.47, 0.2, -0.25, WHITE), R(-0.2, -0.4, 0.15, -0.33, NAVY),
+                         R(-0.45, -0.13, 0.42, -0.08, NAVY)]),
+    "buoy": ("ground", [L(0, -0.6, 0, -0.95, DKGREY, 0.04), E(-0.3, -0.62, 0.3, 0, ORANGE),
+                        R(-0.3, -0.36, 0.3, -0.26, WHITE)]),
+    "dolphin": ("ground", [P([(-0.5, -0.2), (-0.2, -0.6), (0.2, -0.65), (0.5, -0.3), (0.2, -0.5), (-0.2, -0.45)], GREY),
+                           P([(0, -0.6), (0.05, -0.82), (0.16, -0.6)], GREY)]),
+    # pool and spa
+    "sun_lounger": ("ground", [P([(-0.5, -0.15), (0.2, -0.15), (0.5, -0.55), (0.44, -0.6), (0.15, -0.23),
+                                  (-0.5, -0.23)], WHITE), R(-0.45, -0.23, 0.1, -0.17, BLUE),
+                               L(-0.45, -0.15, -0.45, 0, BLACK, 0.03), L(0.15, -0.15, 0.15, 0, BLACK, 0.03)]),
+    "pool_float": ("ground", [E(-0.5, -0.45, 0.5, 0, PINK), E(-0.22, -0.32, 0.22, -0.13, (40, 180, 210))]),
+    "potted_palm": ("ground", _palm(GREEN, extra=[R(-0.2, -0.28, 0.2, 0, TERRA)])),
+    "cabana": ("ground", [R(-0.45, -0.7, 0.45, 0, WHITE), P([(-0.52, -0.7), (0, -1), (0.52, -0.7)], BLUE),
+                          R(-0.45, -0.66, -0.3, 0, LTBLUE), R(0.3, -0.66, 0.45, 0, LTBLUE)]),
+    "pool_ladder": ("ground", [L(-0.2, 0, -0.2, -0.8, SILVER, 0.06), L(0.2, 0, 0.2, -0.8, SILVER, 0.06),
+                               L(-0.2, -0.8, -0.05, -0.95, SILVER, 0.06), L(0.2, -0.8, 0.35, -0.95, SILVER, 0.06),
+                               L(-0.2, -0.2, 0.2, -0.2, SILVER), L(-0.2, -0.45, 0.2, -0.45, SILVER),
+                               L(-0.2, -0.7, 0.2, -0.7, SILVER)]),
+    "towel_stack": ("ground", [R(-0.4, -0.15, 0.4, 0, WHITE), R(-0.4, -0.3, 0.4, -0.15, TEAL),
+                               R(-0.4, -0.45, 0.4, -0.3, WHITE), R(-0.4, -0.6, 0.4, -0.45, TEAL)]),
+    "lane_rope": ("ground", [E(-0.5 + 0.125 * i, -0.16, -0.375 + 0.125 * i, 0, RED if i % 2 else WHITE)
+                             for i in range(8)]),
+    "spa_candles": ("ground", [R(-0.35, -0.4, -0.2, 0, CREAM), R(-0.05, -0.55, 0.1, 0, CREAM),
+                               R(0.25, -0.3, 0.4, 0, CREAM), E(-0.31, -0.52, -0.24, -0.41, ORANGE),
+                               E(-0.01, -0.67, 0.06, -0.56, ORANGE), E(0.29, -0.42, 0.36, -0.31, ORANGE)]),
+    "bamboo": ("ground", [*[L(x, 0, x + 0.04, -1, (110, 170, 60), 0.07) for x in (-0.25, 0, 0.25)],
+                          *[L(x - 0.05, y, x + 0.08, y, DKGREEN, 0.03) for x in (-0.25, 0, 0.25)
+                            for y in (-0.3, -0.6, -0.85)],
+                          P([(0.04, -0.7), (0.45, -0.8), (0.06, -0.64)], GREEN)]),
+    "spa_lantern": ("ground", [R(-0.3, -0.12, 0.3, 0, DKBROWN), R(-0.25, -0.72, 0.25, -0.12, GOLD),
+                               R(-0.18, -0.62, 0.18, -0.22, (255, 230, 150)),
+                               P([(-0.38, -0.72), (0, -0.95), (0.38, -0.72)], DKBROWN)]),
+    # snow
+    "skier": ("ground", _figure(RED, BLACK, [L(-0.45, 0, 0.45, -0.1, BLACK, 0.05), L(-0.2, -0.6, -0.35, 0, GREY, 0.03),
+                                              L(0.2, -0.6, 0.35, 0, GREY, 0.03)])),
+    "ski_lift": ("ground", [L(-0.4, 0, -0.4, -0.95, DKGREY, 0.06), L(-0.5, -0.95, 0.5, -0.8, BLACK, 0.03),
+                            L(0.2, -0.85, 0.2, -0.45, BLACK, 0.03), R(0.05, -0.45, 0.38, -0.35, BLUE),
+                            R(0.3, -0.7, 0.38, -0.35, BLUE)]),
+    "pine_tree": ("ground", [R(-0.05, -0.15, 0.05, 0, BROWN), P([(-0.45, -0.15), (0, -0.5), (0.45, -0.15)], DKGREEN),
+                             P([(-0.35, -0.4), (0, -0.75), (0.35, -0.4)], DKGREEN),
+                             P([(-0.25, -0.65), (0, -1), (0.25, -0.65)], DKGREEN),
+                             P([(-0.1, -0.88), (0, -1), (0.1, -0.88)], WHITE)]),
+    "snowman": ("ground", [E(-0.3, -0.55, 0.3, 0, WHITE), E(-0.2, -0.88, 0.2, -0.5, WHITE),
+                           R(-0.13, -1.02, 0.13, -0.86, BLACK), P([(0, -0.72), (0.2, -0.69), (0, -0.66)], ORANGE)]),
+    "piste_marker": ("ground", [R(-0.06, -1, 0.06, 0, ORANGE), R(-0.06, -0.9, 0.06, -0.72, BLACK),
+                                R(-0.06, -0.5, 0.06, -0.32, BLACK)]),
+    "chalet": ("ground", _house(BROWN, DKBROWN, [P([(-0.52, -0.48), (0, -0.85), (0.52, -0.48), (0, -0.78)], WHITE)])),
+    "gondola": ("sky", [L(-0.5, -0.95, 0.5, -0.75, BLACK, 0.03), L(0, -0.85, 0, -0.62, BLACK, 0.03),
+                        R(-0.22, -0.62, 0.22, -0.15, RED), R(-0.16, -0.55, 0.16, -0.35, LTBLUE)]),
+    "eagle": ("sky", [P([(-0.5, -0.5), (-0.1, -0.62), (0, -0.55), (0.1, -0.62), (0.5, -0.5), (0.1, -0.45), (0, -0.35),
+                         (-0.1, -0.45)], DKBROWN), E(-0.06, -0.66, 0.06, -0.54, WHITE)]),
+    # nature
+    "golf_flag": ("ground", [L(0, 0, 0, -1, WHITE, 0.03), P([(0, -1), (0.4, -0.88), (0, -0.76)], YELLOW),
+                             E(-0.12, -0.05, 0.12, 0.02, BLACK)]),
+    "golf_cart": ("ground", [R(-0.45, -0.45, 0.45, -0.15, WHITE), R(-0.47, -0.8, 0.47, -0.74, WHITE),
+                             L(-0.4, -0.75, -0.4, -0.45, GREY, 0.03), L(0.4, -0.75, 0.4, -0.45, GREY, 0.03),
+                             E(-0.4, -0.22, -0.2, 0, BLACK), E(0.2, -0.22, 0.4, 0, BLACK)]),
+    "golfer": ("ground", _figure(LTBLUE, (230, 230, 220), [L(0.12, -0.55, 0.4, -0.02, GREY, 0.03)])),
+    "deer": ("ground", [E(-0.35, -0.58, 0.3, -0.3, BROWN), *[L(x, -0.4, x, 0, BROWN, 0.04) for x in (-0.28, -0.15, 0.1, 0.22)],
+                        L(0.25, -0.5, 0.32, -0.75, BROWN, 0.06), E(0.24, -0.85, 0.44, -0.7, BROWN),
+                        L(0.3, -0.85, 0.2, -1.0, DKBROWN, 0.025), L(0.38, -0.85, 0.48, -1.0, DKBROWN, 0.025)]),
+    "mushroom": ("ground", [R(-0.1, -0.4, 0.1, 0, CREAM),
+                            P([(-0.42, -0.38), (-0.3, -0.6), (0, -0.7), (0.3, -0.6), (0.42, -0.38)], RED),
+                            E(-0.22, -0.6, -0.12, -0.5, WHITE), E(0.08, -0.62, 0.18, -0.52, WHITE)]),
+    "wooden_cabin": ("ground", [R(-0.45, -0.5, 0.45, 0, (150, 95, 50)),
+                                *[L(-0.45, y, 0.45, y, DKBROWN, 0.02) for y in (-0.4, -0.3, -0.2, -0.1)],
+                                P([(-0.52, -0.5), (0, -0.8), (0.52, -0.5)], (90, 60, 35)), R(-0.08, -0.3, 0.08, 0, DKBROWN)]),
+    "hiker": ("ground", _figure(GREEN, BROWN, [R(-0.3, -0.8, -0.12, -0.45, ORANGE), L(0.2, -0.6, 0.3, 0, DKBROWN, 0.03)])),
+    "rowboat": ("ground", [P([(-0.5, -0.22), (0.5, -0.22), (0.35, 0), (-0.35, 0)], (150, 60, 40)),
+                           R(-0.4, -0.22, 0.4, -0.17, DKBROWN),
+                           L(-0.3, -0.25, -0.55, 0.02, BROWN, 0.03), L(0.3, -0.25, 0.55, 0.02, BROWN, 0.03)]),
+    "duck": ("ground", [E(-0.35, -0.35, 0.25, 0, (110, 85, 60)), E(0.1, -0.6, 0.35, -0.35, DKGREEN),
+                        P([(0.33, -0.5), (0.48, -0.46), (0.33, -0.42)], YELLOW)]),
+    "jetty": ("ground", [R(-0.5, -0.22, 0.5, -0.12, BROWN),
+                         *[L(x, -0.22, x, -0.12, DKBROWN, 0.02) for x in (-0.3, -0.1, 0.1, 0.3)],
+                         *[R(x, -0.12, x + 0.05, 0, DKBROWN) for x in (-0.45, -0.05, 0.38)]]),
+    "wine_barrel": ("ground", [E(-0.35, -0.72, 0.35, 0, (130, 70, 40)), L(-0.33, -0.55, 0.33, -0.55, DKGREY, 0.04),
+                               L(-0.33, -0.17, 0.33, -0.17, DKGREY, 0.04), E(-0.3, -0.76, 0.3, -0.62, (100, 55, 30))]),
+    "grapes": ("ground", [P([(0, -1), (0.35, -0.9), (0.05, -0.78)], GREEN),
+                          *[E(x - 0.11, y - 0.11, x + 0.11, y + 0.11, PURPLE) for x, y in
+                            [(-0.2, -0.7), (0, -0.7), (0.2, -0.7), (-0.1, -0.5), (0.1, -0.5), (0, -0.3), (0, -0.12)]]]),
+    "farmhouse": ("ground", _house(CREAM, (190, 80, 50))),
+    "tractor": ("ground", [R(-0.4, -0.5, 0.2, -0.2, GREEN), R(-0.1, -0.85, 0.2, -0.5, GREEN),
+                           R(-0.05, -0.8, 0.15, -0.55, LTBLUE), E(-0.05, -0.5, 0.45, 0, BLACK),
+                           E(0.12, -0.33, 0.28, -0.17, YELLOW), E(-0.48, -0.22, -0.26, 0, BLACK)]),
+    # city
+    "street_lamp": ("ground", [L(0, 0, 0, -0.9, BLACK, 0.05), L(0, -0.9, 0.2, -0.9, BLACK, 0.04),
+                               E(0.1, -0.95, 0.32, -0.75, YELLOW)]),
+    "taxi": ("ground", _vehicle(YELLOW, extra=[R(-0.08, -0.62, 0.08, -0.55, BLACK)])),
+    "billboard": ("ground", [L(-0.3, 0, -0.3, -0.5, DKGREY, 0.05), L(0.3, 0, 0.3, -0.5, DKGREY, 0.05),
+                             R(-0.5, -1, 0.5, -0.5, WHITE), R(-0.45, -0.95, 0, -0.55, RED), R(0, -0.95, 0.45, -0.55, BLUE)]),
+    "crane": ("ground", [L(0, 0, 0, -1, YELLOW, 0.06), L(-0.5, -0.95, 0.5, -0.95, YELLOW, 0.05),
+                         L(0.4, -0.95, 0.4, -0.6, BLACK, 0.02), R(-0.08, -0.9, 0.1, -0.8, DKGREY)]),
+    "cafe_umbrella": ("ground", _umbrella(DKGREEN, CREAM) + [R(-0.25, -0.35, 0.25, -0.3, WHITE)]),
+    "pigeon": ("ground", [E(-0.3, -0.35, 0.2, 0, GREY), E(0.1, -0.5, 0.3, -0.3, (100, 100, 110)),
+                          P([(-0.3, -0.2), (-0.5, -0.3), (-0.45, -0.1)], DKGREY), P([(0.28, -0.42), (0.38, -0.4), (0.28, -0.37)], ORANGE)]),
+    "tour_bus": ("ground", _vehicle(RED, long=True, extra=[R(-0.5, -0.62, 0.5, -0.5, (220, 60, 60))])),
+    "river_boat": ("ground", [R(-0.5, -0.2, 0.5, 0, NAVY), R(-0.4, -0.45, 0.35, -0.2, WHITE),
+                              R(-0.35, -0.38, 0.3, -0.3, NAVY)]),
+    "tram": ("ground", _vehicle(GREEN, long=True, extra=[L(0, -0.5, 0.1, -0.8, BLACK, 0.02),
+                                                         L(-0.2, -0.8, 0.4, -0.8, BLACK, 0.02)])),
+    # heritage
+    "banner": ("ground", [L(0, 0, 0, -1, DKGREY, 0.04), R(0.02, -1, 0.34, -0.45, PURPLE), E(0.1, -0.8, 0.26, -0.64, GOLD)]),
+    "drawbridge": ("ground", [R(-0.38, -0.8, 0.38, 0, DKGREY), R(-0.3, -0.7, 0.3, 0, (110, 75, 40)),
+                              *[L(x, -0.7, x, 0, DKBROWN, 0.02) for x in (-0.15, 0, 0.15)],
+                              L(-0.3, -0.7, -0.45, -0.95, BLACK, 0.02), L(0.3, -0.7, 0.45, -0.95, BLACK, 0.02)]),
+    "knight_statue": ("ground", [R(-0.3, -0.25, 0.3, 0, GREY), R(-0.12, -0.7, 0.12, -0.25, (160, 160, 165)),
+                                 E(-0.09, -0.86, 0.09, -0.7, (160, 160, 165)), P([(0, -0.86), (0.1, -1), (0.05, -0.84)], RED),
+                                 L(0.18, -0.75, 0.18, -0.25, SILVER, 0.03)]),
+    "cannon": ("ground", [P([(-0.4, -0.35), (0.45, -0.62), (0.5, -0.52), (-0.35, -0.25)], BLACK),
+                          E(-0.3, -0.35, 0.05, 0, BROWN), E(-0.16, -0.21, -0.09, -0.14, DKGREY)]),
+    "swan": ("ground", [E(-0.4, -0.35, 0.3, 0, WHITE), L(0.15, -0.25, 0.25, -0.75, WHITE, 0.07),
+                        E(0.18, -0.85, 0.34, -0.7, WHITE), P([(0.32, -0.8), (0.45, -0.76), (0.32, -0.73)], ORANGE)]),
+    # desert
+    "camel": ("ground", [E(-0.35, -0.65, 0.3, -0.35, TAN), E(-0.2, -0.82, 0.1, -0.55, TAN),
+                         *[L(x, -0.45, x, 0, TAN, 0.05) for x in (-0.25, -0.1, 0.1, 0.22)],
+                         L(0.25, -0.5, 0.38, -0.82, TAN, 0.07), E(0.3, -0.92, 0.5, -0.78, TAN)]),
+    "cactus": ("ground", [R(-0.08, -1, 0.08, 0, GREEN), R(-0.35, -0.65, -0.25, -0.35, GREEN),
+                          R(-0.35, -0.42, -0.08, -0.33, GREEN), R(0.25, -0.8, 0.35, -0.5, GREEN),
+                          R(0.08, -0.58, 0.35, -0.5, GREEN)]),
+    "bedouin_tent": ("ground", [P([(-0.5, 0), (-0.3, -0.6), (0, -0.7), (0.3, -0.6), (0.5, 0)], (160, 90, 50)),
+                                R(-0.35, -0.4, 0.35, -0.33, CREAM), P([(-0.1, 0), (0, -0.35), (0.1, 0)], DKBROWN)]),
+    "date_palm": ("ground", _palm(DKGREEN, (140, 100, 60), [E(0.02, -0.84, 0.2, -0.7, ORANGE)])),
+    "dune_buggy": ("ground", [R(-0.45, -0.35, 0.45, -0.15, ORANGE), L(-0.3, -0.35, -0.15, -0.7, BLACK, 0.04),
+                              L(-0.15, -0.7, 0.2, -0.7, BLACK, 0.04), L(0.2, -0.7, 0.3, -0.35, BLACK, 0.04),
+                              E(-0.5, -0.3, -0.15, 0.02, BLACK), E(0.15, -0.3, 0.5, 0.02, BLACK)]),
+    "minaret": ("ground", [R(-0.1, -0.9, 0.1, 0, CREAM), R(-0.16, -0.66, 0.16, -0.6, TAN),
+                           E(-0.1, -1.0, 0.1, -0.86, GOLD), L(0, -1.0, 0, -1.08, GOLD, 0.02)]),
+    # hotel interiors
+    "bedside_lamp": ("ground", [R(-0.05, -0.6, 0.05, 0, GOLD), E(-0.2, -0.08, 0.2, 0.02, GOLD),
+                                P([(-0.3, -0.6), (0.3, -0.6), (0.2, -0.95), (-0.2, -0.95)], CREAM)]),
+    "painting": ("wall", [R(-0.5, -0.8, 0.5, -0.1, GOLD), R(-0.42, -0.72, 0.42, -0.18, LTBLUE),
+                          P([(-0.42, -0.18), (-0.1, -0.55), (0.2, -0.3), (0.42, -0.45), (0.42, -0.18)], GREEN),
+                          E(0.15, -0.68, 0.3, -0.55, YELLOW)]),
+    "wardrobe": ("ground", [R(-0.35, -1, 0.35, 0, (140, 90, 50)), L(0, -1, 0, 0, DKBROWN, 0.02),
+                            E(-0.08, -0.55, -0.03, -0.5, GOLD), E(0.03, -0.55, 0.08, -0.5, GOLD)]),
+    "armchair": ("ground", [R(-0.4, -0.85, 0.4, -0.4, (150, 40, 60)), R(-0.45, -0.4, 0.45, -0.15, (150, 40, 60)),
+                            R(-0.5, -0.55, -0.35, -0.1, (120, 30, 50)), R(0.35, -0.55, 0.5, -0.1, (120, 30, 50)),
+                            L(-0.4, -0.15, -0.4, 0, DKBROWN, 0.04), L(0.4, -0.15, 0.4, 0, DKBROWN, 0.04)]),
+    "bathrobe": ("wall", [L(-0.2, -0.95, 0.2, -0.95, GREY, 0.03),
+                          P([(-0.35, -0.9), (0.35, -0.9), (0.45, 0), (-0.45, 0)], (232, 232, 245)),
+                          R(-0.4, -0.5, 0.4, -0.44, LTBLUE), L(-0.15, -0.9, 0, -0.6, GREY, 0.02),
+                          L(0.15, -0.9, 0, -0.6, GREY, 0.02)]),
+    "bath_towel": ("wall", [L(-0.5, -0.92, 0.5, -0.92, SILVER, 0.04), R(-0.4, -0.9, 0.4, -0.05, (240, 150, 120)),
+                            R(-0.4, -0.25, 0.4, -0.18, WHITE)]),
+    "soap_dish": ("ground", [E(-0.4, -0.25, 0.4, 0, WHITE), E(-0.2, -0.32, 0.2, -0.1, PINK),
+                             E(0.15, -0.55, 0.27, -0.43, LTBLUE), E(-0.05, -0.65, 0.05, -0.55, LTBLUE)]),
+    "shower_head": ("ceiling", [L(-0.5, -1, 0, -1, SILVER, 0.05), L(0, -1, 0, -0.82, SILVER, 0.05),
+                                E(-0.22, -0.86, 0.22, -0.7, SILVER),
+                                *[L(x, -0.7, x * 1.4, 0, LTBLUE, 0.015) for x in (-0.15, -0.05, 0.05, 0.15)]]),
+    "chandelier": ("ceiling", [L(0, -1, 0, -0.6, GOLD, 0.03), E(-0.45, -0.65, 0.45, -0.45, GOLD),
+                               *[E(x - 0.06, -0.75, x + 0.06, -0.62, YELLOW) for x in (-0.35, -0.12, 0.12, 0.35)],
+                               *[E(x - 0.04, -0.45, x + 0.04, -0.3, (250, 250, 220)) for x in (-0.3, 0, 0.3)]]),
+    "wine_glass": ("ground", [E(-0.22, -1, 0.22, -0.55, (235, 235, 245)), E(-0.18, -0.8, 0.18, -0.58, (130, 20, 40)),
+                              L(0, -0.56, 0, -0.05, (220, 220, 230), 0.03), E(-0.18, -0.07, 0.18, 0.02, (220, 220, 230))]),
+    "dinner_candle": ("ground", [R(-0.15, -0.1, 0.15, 0, SILVER), L(0, -0.1, 0, -0.2, SILVER, 0.05),
+                                 R(-0.06, -0.85, 0.06, -0.2, WHITE), E(-0.05, -1, 0.05, -0.86, ORANGE)]),
+    "waiter": ("ground", _figure(BLACK, BLACK, [R(-0.06, -0.82, 0.06, -0.5, WHITE), E(0.1, -0.62, 0.5, -0.55, SILVER)])),
+    "desk_bell": ("ground", [R(-0.35, -0.12, 0.35, 0, DKGREY), P([(-0.28, -0.12), (-0.2, -0.4), (0, -0.48),
+                                                                   (0.2, -0.4), (0.28, -0.12)], GOLD),
+                             L(0, -0.48, 0, -0.58, GOLD, 0.04)]),
+    "key_rack": ("wall", [R(-0.45, -0.8, 0.45, -0.2, BROWN),
+                          *[R(x - 0.04, y, x + 0.04, y + 0.12, GOLD) for x in (-0.3, -0.1, 0.1, 0.3) for y in (-0.7, -0.45)]]),
+    "wall_clock": ("wall", [E(-0.4, -0.9, 0.4, -0.1, BLACK), E(-0.35, -0.85, 0.35, -0.15, WHITE),
+                            L(0, -0.5, 0, -0.78, BLACK, 0.03), L(0, -0.5, 0.2, -0.45, BLACK, 0.03)]),
+    "receptionist": ("ground", _figure(NAVY, NAVY, [P([(-0.1, -0.82), (0.1, -0.82), (0, -0.7)], RED)])),
+    "sofa": ("ground", [R(-0.5, -0.7, 0.5, -0.4, (60, 90, 140)), R(-0.5, -0.45, 0.5, -0.12, (60, 90, 140)),
+                        R(-0.5, -0.55, -0.4, -0.12, (45, 70, 115)), R(0.4, -0.55, 0.5, -0.12, (45, 70, 115)),
+                        L(-0.45, -0.12, -0.45, 0, DKBROWN, 0.03), L(0.45, -0.12, 0.45, 0, DKBROWN, 0.03)]),
+    "grand_piano": ("ground", [P([(-0.5, -0.5), (0.3, -0.5), (0.5, -0.35), (0.3, -0.25), (-0.5, -0.25)], BLACK),
+                               R(-0.5, -0.3, -0.1, -0.25, WHITE), L(-0.45, -0.5, 0.2, -0.85, BLACK, 0.02),
+                               L(-0.4, -0.25, -0.4, 0, BLACK, 0.04), L(0.3, -0.25, 0.3, 0, BLACK, 0.04)]),
+    "flower_vase": ("ground", [P([(-0.15, 0), (-0.22, -0.3), (-0.1, -0.45), (0.1, -0.45), (0.22, -0.3), (0.15, 0)], BLUE),
+                               *[L(0, -0.45, x, -0.85, GREEN, 0.02) for x in (-0.25, 0, 0.25)],
+                               E(-0.33, -0.95, -0.17, -0.8, PINK), E(-0.08, -1, 0.08, -0.85, YELLOW),
+                               E(0.17, -0.95, 0.33, -0.8, RED)]),
+    "luggage_cart": ("ground", [R(-0.45, -0.15, 0.45, -0.08, GOLD), L(-0.4, -0.1, -0.4, -0.9, GOLD, 0.03),
+                                L(0.4, -0.1, 0.4, -0.9, GOLD, 0.03), L(-0.4, -0.9, 0.4, -0.9, GOLD, 0.03),
+                                R(-0.3, -0.5, 0.05, -0.15, (90, 60, 120)), R(0.08, -0.4, 0.32, -0.15, (60, 120, 90)),
+                                E(-0.4, -0.08, -0.28, 0.02, BLACK), E(0.28, -0.08, 0.4, 0.02, BLACK)]),
+    "fridge": ("ground", [R(-0.3, -1, 0.3, 0, (232, 234, 238)), L(-0.3, -0.65, 0.3, -0.65, DKGREY, 0.02),
+                          L(0.2, -0.9, 0.2, -0.72, DKGREY, 0.03), L(0.2, -0.55, 0.2, -0.3, DKGREY, 0.03)]),
+    "kettle": ("ground", [E(-0.3, -0.6, 0.3, 0, RED), P([(0.25, -0.35), (0.5, -0.55), (0.28, -0.25)], RED),
+                          L(-0.2, -0.6, 0.2, -0.6, BLACK, 0.05), L(-0.2, -0.6, -0.25, -0.8, BLACK, 0.04),
+                          L(-0.25, -0.8, 0.15, -0.8, BLACK, 0.04)]),
+    "microwave": ("ground", [R(-0.5, -0.5, 0.5, 0, DKGREY), R(-0.42, -0.42, 0.15, -0.08, BLACK),
+                             *[E(0.27, y, 0.37, y + 0.08, SILVER) for y in (-0.4, -0.25, -0.1)]]),
+    "fruit_bowl": ("ground", [E(-0.2, -0.45, 0.05, -0.2, ORANGE), E(0.0, -0.5, 0.25, -0.25, (230, 40, 40)),
+                              E(-0.35, -0.38, -0.12, -0.16, YELLOW), E(0.15, -0.4, 0.38, -0.18, GREEN),
+                              P([(-0.45, -0.25), (0.45, -0.25), (0.3, 0), (-0.3, 0)], WHITE)]),
+    "balcony": ("wall", [R(-0.5, -0.4, 0.5, -0.33, GREY), *[L(x, -0.33, x, -0.05, BLACK, 0.02)
+                                                            for x in (-0.45, -0.3, -0.15, 0, 0.15, 0.3, 0.45)],
+                         L(-0.5, -0.05, 0.5, -0.05, BLACK, 0.03), R(-0.3, -0.5, 0.3, -0.4, RED)]),
+    "awning": ("wall", [P([(-0.5 + 0.2 * i, -0.8), (-0.3 + 0.2 * i, -0.8), (-0.28 + 0.22 * i, -0.5),
+                           (-0.5 + 0.22 * i, -0.5)], RED if i % 2 else WHITE) for i in range(5)]),
+    "doorman": ("ground", _figure((150, 30, 40), BLACK, [R(-0.1, -1.08, 0.1, -0.95, BLACK),
+                                                         E(-0.02, -0.7, 0.03, -0.65, GOLD), E(-0.02, -0.58, 0.03, -0.53, GOLD)])),
+    "parked_car": ("ground", _vehicle(BLUE)),
+    "hotel_flag": ("ground", [L(-0.3, 0, -0.3, -1, SILVER, 0.03), R(-0.28, -1, 0.3, -0.62, NAVY),
+                              R(-0.28, -0.84, 0.3, -0.78, GOLD)]),
+}
+ZONES = {"ground": (0.72, 0.97, 0.22, 0.36), "sky": (0.2, 0.42, 0.2, 0.3), "wall": (0.4, 0.58, 0.2, 0.3),
+         "ceiling": (0.25, 0.35, 0.2, 0.28)}  # foot's y range (share of height), size range (share of min side)
+
+
+def draw_element(img: Image.Image, d: ImageDraw.ImageDraw, rng: np.random.Generator, name: str,
+                 x_range: tuple[float, float]) -> None:
+    """Draw element ``name`` (:data:`ELEMENT_ART`) with its foot somewhere in ``x_range``
+    (shares of the width) and its zone's band, colours jittered."""
+    w, h = img.size
+    zone, ops = ELEMENT_ART[name]
+    y_lo, y_hi, s_lo, s_hi = ZONES[zone]
+    s = min(w, h) * rng.uniform(s_lo, s_hi)
+    x0 = w * rng.uniform(*x_range)
+    y0 = h * rng.uniform(y_lo, y_hi)
+    flip = -1.0 if rng.random() < 0.5 else 1.0
+
+    def pt(x, y):
+        return (x0 + flip * x * s, y0 + y * s)
+
+    for kind, g, col in ops:
+        c = _c(rng, col, 12)
+        if kind == "line":
+            d.line([pt(g[0], g[1]), pt(g[2], g[3])], fill=c, width=max(1, int(round(g[4] * s))))
+        elif kind == "poly":
+            d.polygon([pt(x, y) for x, y in g], fill=c)
+        else:
+            (ax, ay), (bx, by) = pt(g[0], g[1]), pt(g[2], g[3])
+            box = [min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)]
+            (d.rectangle if kind == "rect" else d.ellipse)(box, fill=c)
+
+
 SCENES: dict[str, Callable] = {f.__name__: f for f in [
     beach, coast, open_sea, outdoor_pool, indoor_pool, hot_tub, golf_course, ski_slope, snowy_mountain,
     forest, lake, vineyard, city_skyline, tower, bridge, castle, desert, bedroom, bathroom, restaurant,
     reception, foyer, kitchen, facade]}
 
 
-def render_scene(category: str, rng: np.random.Generator, width: int, height: int) -> Image.Image:
-    """Draw one scene of ``category`` at ``width`` x ``height`` with lighting and sensor noise."""
+def render_scene(category: str, rng: np.random.Generator, width: int, height: int,
+                 elements: list[str] | tuple[str, ...] = ()) -> Image.Image:
+    """Draw one scene of ``category`` at ``width`` x ``height``, then ``elements`` (names of
+    :data:`ELEMENT_ART`, side by side), with lighting and sensor noise."""
     img = Image.new("RGB", (int(width), int(height)))
     d = ImageDraw.Draw(img)
     SCENES[category](img, d, rng)
+    k = len(elements)
+    for i, name in enumerate(elements):
+        draw_element(img, d, rng, name, (0.12 + 0.76 * (i + 0.15) / k, 0.12 + 0.76 * (i + 0.85) / k))
     img = ImageEnhance.Brightness(img).enhance(float(rng.uniform(0.85, 1.15)))
     img = ImageEnhance.Color(img).enhance(float(rng.uniform(0.8, 1.25)))
     arr = np.asarray(img, dtype=np.int16) + rng.normal(0, 3, (img.height, img.width, 1)).astype(np.int16)

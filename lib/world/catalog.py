@@ -32,6 +32,47 @@ CATEGORIES: dict[str, tuple[str, str | None]] = {
     "facade": ("hotel", "facade"),
 }
 CATEGORY_NAMES: list[str] = list(CATEGORIES)
+
+# scene category -> the elements its photos may show (a photo shows 1 to 3 of them, drawn
+# over the scene): the demo's fine-grained tag space, as Places365 and its attributes give
+# (pool + palm trees + sun loungers; mountains + chalet + gondola). An element belongs to
+# the categories of one taste theme (or to the hotel interiors), never across themes.
+ELEMENTS: dict[str, list[str]] = {
+    "beach": ["parasol", "beach_towel", "sandcastle", "palm_tree", "surfboard"],
+    "coast": ["lighthouse", "seagull", "sea_rocks", "sailboat"],
+    "open_sea": ["sailboat", "yacht", "buoy", "seagull", "dolphin"],
+    "outdoor_pool": ["sun_lounger", "pool_float", "potted_palm", "cabana", "pool_ladder"],
+    "indoor_pool": ["pool_ladder", "towel_stack", "pool_float", "lane_rope"],
+    "hot_tub": ["spa_candles", "towel_stack", "bamboo", "spa_lantern"],
+    "golf_course": ["golf_flag", "golf_cart", "golfer"],
+    "ski_slope": ["skier", "ski_lift", "pine_tree", "snowman", "piste_marker"],
+    "snowy_mountain": ["chalet", "gondola", "pine_tree", "eagle"],
+    "forest": ["deer", "mushroom", "wooden_cabin", "hiker"],
+    "lake": ["rowboat", "duck", "jetty", "wooden_cabin"],
+    "vineyard": ["wine_barrel", "grapes", "farmhouse", "tractor"],
+    "city_skyline": ["street_lamp", "taxi", "billboard", "crane"],
+    "tower": ["street_lamp", "cafe_umbrella", "pigeon", "tour_bus"],
+    "bridge": ["river_boat", "street_lamp", "tram", "pigeon"],
+    "castle": ["banner", "drawbridge", "knight_statue", "cannon", "swan"],
+    "desert": ["camel", "cactus", "bedouin_tent", "date_palm", "dune_buggy", "minaret"],
+    "bedroom": ["bedside_lamp", "painting", "wardrobe", "armchair"],
+    "bathroom": ["bathrobe", "bath_towel", "soap_dish", "shower_head"],
+    "restaurant": ["chandelier", "wine_glass", "dinner_candle", "waiter"],
+    "reception": ["desk_bell", "key_rack", "wall_clock", "receptionist"],
+    "foyer": ["sofa", "grand_piano", "flower_vase", "luggage_cart"],
+    "kitchen": ["fridge", "kettle", "microwave", "fruit_bowl"],
+    "facade": ["balcony", "awning", "doorman", "parked_car", "hotel_flag"],
+}
+ELEMENT_NAMES: list[str] = list(dict.fromkeys(e for pool in ELEMENTS.values() for e in pool))
+# the demo scene model's tags: the scene categories, then the elements (a multi-label model)
+TAG_NAMES: list[str] = CATEGORY_NAMES + ELEMENT_NAMES
+
+
+def sample_elements(category: str, rng) -> list[str]:
+    """The elements one photo of ``category`` shows: 1 to 3 of its pool, in drawing order."""
+    pool = ELEMENTS[category]
+    k = int(rng.integers(1, min(3, len(pool)) + 1))
+    return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
 AREAS: list[str] = ["bedroom", "bathroom", "pool", "restaurant", "facade", "reception", "foyer", "kitchen"]
 # themes a traveller can like (hotel interiors are neutral)
 TASTE_THEMES: list[str] = ["sea", "pool_spa", "snow", "nature", "city", "heritage", "desert"]

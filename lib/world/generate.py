@@ -145,7 +145,7 @@ def _render_images_fn(seed: int, root: str, min_side: int, max_side: int, near_d
                     wh = (long_side, max(min_side, int(long_side / aspect)))
                     if prng.random() < 0.2:  # portrait
                         wh = (wh[1], wh[0])
-                    img = render_scene(cat, prng, *wh)
+                    img = render_scene(cat, prng, *wh, C.sample_elements(cat, prng))
                     img, aesthetic, degradation = degrade(img, prng, degraded_rate)
                     quality = int(prng.integers(80, 94))
                     variant = "original"
@@ -330,9 +330,14 @@ def sale_photo_quality(truth_images: DataFrame) -> DataFrame:
 
 
 # ------------------------------------------------------------------------ freshness
+# how photos are drawn: 2 = scenes with elements (the rich tag space); a lakehouse generated
+# by another version is generated again
+RENDER_VERSION = 2
+
+
 def fingerprint(cfg: Config) -> str:
-    """What the generated world depends on (its whole config section)."""
-    return json.dumps(cfg.world.model_dump(mode="json"), sort_keys=True)
+    """What the generated world depends on (its whole config section, the render version)."""
+    return json.dumps({**cfg.world.model_dump(mode="json"), "render_version": RENDER_VERSION}, sort_keys=True)
 
 
 def _marker(cfg: Config) -> str:
