@@ -41,8 +41,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys import latent as LT
-from vistarank.recsys import engines as E
-from vistarank.recsys.engines import ENGINES
+from vistarank.recsys.engines import ENGINES, distinctive_mix
 from vistarank.recsys.similarity import ranked
 
 log = logging.getLogger(__name__)
@@ -197,7 +196,7 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     n_themes = 0
     if sale_themes is not None:
         if theme_idf:
-            sale_themes = E.distinctive_mix(sale_themes)
+            sale_themes = distinctive_mix(sale_themes)
         recent = recent.join(sale_themes.select("sale_id", F.col("weights").cast("array<double>").alias("mix")),
                              "sale_id", "left")
         first_mix = sale_themes.select(F.size("weights").alias("d")).first()
