@@ -13,6 +13,9 @@
   ``sale_gallery`` and the hidden scores): Spearman of predicted and hidden score (goal
   0.8); the share of sales with 6+ photos whose first gallery image is among their hidden
   best three (goal 0.8).
+- **The ceiling** (``hidden_truth_ceiling``): the same held-out lists ranked by the
+  world's hidden taste and photo quality, which no engine can know: how far the image
+  engine could go at best on this world.
 - **Heads**: transfer against from scratch (top-1; goal +10 points), noisy against cleaned
   labels. Single run: the spread over seeds is not measured here.
 
@@ -72,6 +75,75 @@ def rerank(spark, cfg) -> dict:
                                            if v.get(("meta_no_image", "sale_age=0")) else float("nan"))}
 
 
+def _ndcg(order_ids, relevant: set, k: int = 10) -> float:
+    gain = sum(1.0 / np.log2(r + 2) for r, s in enumerate(order_ids[:k]) if s in relevant)
+    return gain / sum(1.0 / np.log2(r + 2) for r in range(min(len(relevant), k)))
+
+
+def taste_ceiling(spark, cfg) -> dict:
+    """What the pictures could give at best: nDCG@10 on the held-out buyer-days (the same
+    lists as ``rerank_evaluation``: every sale open that day less those the buyer bought in
+    the history window) of scores made from the world's hidden truth, not from data:
+    ``taste`` = the user's hidden taste . the sale's hidden share of taste themes among its
+    photos (the very term the world draws visits from, generate._behaviour_fn), and
+    ``taste_and_quality`` = 4 x that + 0.5 x the sale's photo quality (the world's own
+    weights). The demo's tables are small: they are read into pandas here."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.rerank import training as TR
+
+    rr, hd = cfg.rerank, cfg.recsys.history_days
+    visits = io.read(spark, cfg, T.VISITS)
+    win = TR.windows(visits.agg(F.min("visit_date")).first()[0], cfg.effective_run_date(), rr)
+    sales = io.read(spark, cfg, T.SALES).select("sale_id", "open_date", "close_date").toPandas()
+    pur = io.read(spark, cfg, T.PURCHASES).select("user_id", "sale_id", "purchase_date").toPandas()
+    users = io.read(spark, cfg, T.TRUTH_USERS, allow_truth=True).select("user_id", "taste").toPandas()
+    imgs = (io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
+            .select("sale_id", "photo_key", "theme", "aesthetic").toPandas())
+    groups = sorted({k for t in users["taste"] for k in t})
+    taste = {u: np.array([t.get(g, 0.0) for g in groups]) for u, t in zip(users["user_id"], users["taste"])}
+    photos = imgs.drop_duplicates("photo_key")
+    share = {}
+    for sid, g in photos[photos["theme"].isin(groups)].groupby("sale_id"):
+        v = np.array([(g["theme"] == t).sum() for t in groups], dtype=float)
+        share[sid] = v / v.sum()
+    quality = ((imgs.groupby("sale_id")["aesthetic"].mean() - 7.0) / 2.0).to_dict()  # generate.sale_photo_quality
+    zero = np.zeros(len(groups))
+    out = {"taste": [], "taste_and_quality": []}
+    new = []
+    day = win.eval_start
+    while day <= win.end:
+        open_ = sales[(sales["open_date"] <= day) & (sales["close_date"] >= day)].sort_values("sale_id")
+        ids = open_["sale_id"].to_numpy()
+        fit_s = np.array([share.get(s, zero) for s in ids])
+        q = np.array([quality.get(s, 0.0) for s in ids])
+        opened = dict(zip(open_["sale_id"], open_["open_date"]))
+        before = pur[(pur["purchase_date"] < day) & (pur["purchase_date"] >= day - dt.timedelta(days=hd))]
+        for u, g in pur[pur["purchase_date"] == day].groupby("user_id"):
+            rel = set(g["sale_id"]) & set(ids)
+            if not rel:
+                continue
+            keep = ~np.isin(ids, before.loc[before["user_id"] == u, "sale_id"].to_numpy()) if rr.exclude_bought \
+                else np.ones(len(ids), dtype=bool)
+            t = fit_s @ taste.get(u, zero)
+            for arm, score in (("taste", t), ("taste_and_quality", 4.0 * t + 0.5 * q)):
+                order = np.argsort(-score[keep], kind="stable")  # ties by sale id
+                out[arm].append(_ndcg(list(ids[keep][order]), rel))
+            new.append(any(opened[s] == day for s in rel))
+        day += dt.timedelta(days=1)
+    new_ = np.array(new, dtype=bool)
+    res = {"n_lists": len(new)}
+    for arm, vals in out.items():
+        v = np.array(vals)
+        res[arm] = {"all": float(v.mean()) if len(v) else float("nan"),
+                    "sale_age=0": float(v[new_].mean()) if new_.any() else float("nan")}
+    return res
+
+
 def heads(spark, cfg) -> dict:
     from pyspark.sql import functions as F
 
@@ -105,7 +177,8 @@ def main() -> None:
 
     cfg = load_config("local", [f"lakehouse.root={os.path.abspath(args.lakehouse)}", "spark.show_progress=false"])
     spark = get_spark(cfg)
-    doc = {"themes": themes(spark, cfg), "rerank": rerank(spark, cfg), "heads": heads(spark, cfg)}
+    doc = {"themes": themes(spark, cfg), "rerank": rerank(spark, cfg), "heads": heads(spark, cfg),
+           "hidden_truth_ceiling": taste_ceiling(spark, cfg)}
     spark.stop()
     t, r, h = doc["themes"], doc["rerank"], doc["heads"]
     goals = {
@@ -122,7 +195,8 @@ def main() -> None:
     print({"median_tags_at_10pct": t["median_tags_at_10pct"], "purity": round(t["purity_hidden_theme"], 3),
            "image/popularity": round(r["image_vs_popularity"], 3), "meta/no image": round(r["meta_vs_no_image"], 3),
            "new sales": round(r["meta_vs_no_image_new_sales"], 3), "spearman": h["aesthetics_spearman"],
-           "gallery": h["gallery"], "transfer - scratch": h["transfer_minus_scratch"]} | goals)
+           "gallery": h["gallery"], "transfer - scratch": h["transfer_minus_scratch"],
+           "ceiling": doc["hidden_truth_ceiling"]} | goals)
 
 
 if __name__ == "__main__":

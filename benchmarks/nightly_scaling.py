@@ -143,8 +143,8 @@ def night(spark, cfg) -> dict:
     from vistarank.recsys import kernel as K
     from vistarank.recsys.engines import ENGINES
 
-    rr = K.Reranker(tuple(ENGINES), (0.3, 0.2, 0.5, 0.4, 0.3, 0.5), (0.2, 0.15, 0.2, 0.2, 0.2, 0.3),
-                    (0.9, 0.5, 0.6, 0.5, 0.3, 0.3), -3.0)
+    rr = K.Reranker(tuple(ENGINES), (0.3, 0.2, 0.5, 0.4, 0.3, 0.5, 0.2, 0.1), (0.2, 0.15, 0.2, 0.2, 0.2, 0.3, 0.2, 0.3),
+                    (0.9, 0.5, 0.6, 0.5, 0.3, 0.3, 0.5, 0.5), -3.0)
     inp = C.Inputs(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),
                    io.read(spark, cfg, T.SALE_THEMES))
     t0 = time.perf_counter()

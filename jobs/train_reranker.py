@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES]
 OUTPUTS = [T.TRAINING_SET, T.RERANK_EVAL]
 NO_IMAGE = [e for e in ENGINES if e != "image"]
-MODEL_FORMAT = 2  # 2: one PipelineModel with EngineFeatures and TopEngine (a model saved before is retrained)
+MODEL_FORMAT = 3  # 2: one PipelineModel with EngineFeatures and TopEngine; 3: the imageScore Param (a model saved before is retrained)
 
 
 def model_folder(cfg: Config) -> str:

@@ -198,6 +198,7 @@ class RecsysConfig(_Section):
     als_refit_days: int = Field(7, ge=1)
     als_half_life_days: float = Field(0.0, ge=0)
     theme_idf: bool = True
+    image_score: Literal["fit", "cosine"] = "fit"
 
 
 class RerankConfig(_Versioned):

@@ -158,7 +158,7 @@ SALE_NEIGHBORS = Table("sale_neighbors", _s(
 CANDIDATES = Table("candidates", _s(
     ("run_date", DateType()), ("user_id", StringType()), ("sale_id", StringType()), ("cf", DoubleType()),
     ("content", DoubleType()), ("image", DoubleType()), ("popularity", DoubleType()), ("recency", DoubleType()),
-    ("price_fit", DoubleType()), ("als", DoubleType())),
+    ("price_fit", DoubleType()), ("als", DoubleType()), ("new_sale", DoubleType())),
     keys=("run_date", "user_id", "sale_id"), partition_by=("run_date",),
     description="every active user x every sale open on the run date, one scaled score column per engine")
 
@@ -166,7 +166,8 @@ CANDIDATES = Table("candidates", _s(
 TRAINING_SET = Table("training_set", _s(
     ("as_of", DateType()), ("user_id", StringType()), ("sale_id", StringType()), ("label", DoubleType()),
     ("split", StringType()), ("cf", DoubleType()), ("content", DoubleType()), ("image", DoubleType()),
-    ("popularity", DoubleType()), ("recency", DoubleType()), ("price_fit", DoubleType()), ("als", DoubleType())),
+    ("popularity", DoubleType()), ("recency", DoubleType()), ("price_fit", DoubleType()), ("als", DoubleType()),
+    ("new_sale", DoubleType())),
     keys=("as_of", "user_id", "sale_id"), partition_by=("split",),
     description="purchases (label 1) and sampled open, unbought sales (label 0) with engine scores as of that day")
 

@@ -222,7 +222,8 @@ def test_candidates_open_sales_only_and_cold_start(spark):
     assert {s for _, s in rows} == {"s1", "s2", "s3", "s4"}  # s5 closed yesterday
     assert {u for u, _ in rows} == {"u1", "u2", "u3"}  # u9's only visit is on the run date
     new = rows[("u1", "s4")]
-    assert new["cf"] == 0.0 and new["content"] > 0.5 and new["image"] > 0.9  # cold start: content and images
+    assert new["cf"] == 0.0 and new["content"] > 0.5 and new["image"] > 0.8  # cold start: content and images
+    assert new["new_sale"] == 1.0 and rows[("u1", "s1")]["new_sale"] == 0.0
     for r in rows.values():
         for e in C.ENGINES:
             assert 0.0 <= r[e] <= 1.0 + 1e-9, (e, r)
@@ -239,7 +240,8 @@ def test_build_candidates_stage_on_the_tiny_world(spark, themed):
     d = cfg.effective_run_date()
     # a partition older than the retention: deleted by the run
     old = d - dt.timedelta(days=cfg.recsys.candidates_retention_days + 1)
-    io.write(spark.createDataFrame([(old, "u", "s", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)], T.CANDIDATES.schema), cfg,
+    io.write(spark.createDataFrame([(old, "u", "s", *[0.0] * (len(T.CANDIDATES.schema) - 3))],
+                                   T.CANDIDATES.schema), cfg,
              T.CANDIDATES, mode="append")
     res = build_candidates.run(spark, cfg)
     cands = io.read(spark, cfg, T.CANDIDATES).where(F.col("run_date") == F.lit(d))
@@ -265,10 +267,11 @@ def test_build_candidates_stage_on_the_tiny_world(spark, themed):
     assert not build_candidates.needed(spark, cfg)
 
 
-@pytest.mark.parametrize("half_life", [1e9, 3.0], ids=["no-decay", "decay"])
-def test_kernel_scores_equal_the_relational_engines(spark, half_life):
+@pytest.mark.parametrize("half_life, image_score", [(1e9, "fit"), (3.0, "fit"), (3.0, "cosine")],
+                         ids=["no-decay", "decay", "decay-cosine"])
+def test_kernel_scores_equal_the_relational_engines(spark, half_life, image_score):
     """The numpy kernel (day block broadcast, user states, mapInPandas) gives every
-    engine's score that the relational formulas give, pair by pair."""
+    engine's score that the relational formulas give, pair by pair (with either image score)."""
     from vistarank.recsys import kernel as K
 
     sales, visits, purchases, themes = _market(spark)
@@ -283,12 +286,13 @@ def test_kernel_scores_equal_the_relational_engines(spark, half_life):
              .withColumn("as_of", F.lit(D)).withColumn("snapshot", F.lit(D)))
     rel = E.features(pairs, sales, ev_before, visits, E.sale_profiles(sales.where(F.col("open_date") <= F.lit(D))),
                      themes, cov.withColumn("snapshot", F.lit(D)), half_life_days=half_life,
-                     popularity_days=rc.popularity_days, price_sigma=rc.price_sigma)
+                     popularity_days=rc.popularity_days, price_sigma=rc.price_sigma, image_score=image_score)
     want = {(r["user_id"], r["sale_id"]): [r[e] for e in E.RELATIONAL] for r in rel.collect()}
     ev = E.events(visits, purchases, rc.purchase_weight)
     prof = E.sale_profiles(sales.where(F.col("open_date") <= F.lit(D)))
     blocks = K.day_blocks(spark, [D], sales, visits, ev, prof, themes, k=rc.neighbors_k, shrinkage=rc.shrinkage,
-                          half_life_days=half_life, history_days=3650, popularity_days=rc.popularity_days)
+                          half_life_days=half_life, history_days=3650, popularity_days=rc.popularity_days,
+                          image_score=image_score)
     assert sorted(blocks.open["sale_id"]) == ["s1", "s2", "s3", "s4"]
     keys = E.active_users(visits, D, rc.active_days).withColumn("as_of", F.lit(D))
     states = K.user_states(keys, E.events(visits, purchases, rc.purchase_weight), half_life_days=half_life,
@@ -299,6 +303,12 @@ def test_kernel_scores_equal_the_relational_engines(spark, half_life):
     for key, v in want.items():
         assert got[key] == pytest.approx(v, abs=1e-6), key
     assert got[("u1", "s3")][0] > 0 and got[("u1", "s4")][0] == 0.0  # CF at work; s4 opened today
+    if half_life > 1e6:  # u1 visited s1 [0.9, 0.1] and s2 [0.8, 0.2] (equal IDF: the mixes as given)
+        img = E.RELATIONAL.index("image")
+        u1 = np.array([1.7, 0.3])
+        want_s4, want_s3 = ((u1 / u1.sum()) @ [1.0, 0.0], (u1 / u1.sum()) @ [0.1, 0.9]) if image_score == "fit" else (
+            u1[0] / np.linalg.norm(u1), (u1 @ [0.1, 0.9]) / np.linalg.norm(u1) / np.linalg.norm([0.1, 0.9]))
+        assert got[("u1", "s4")][img] == pytest.approx(want_s4) and got[("u1", "s3")][img] == pytest.approx(want_s3)
 
 
 def test_als_engine_folds_in_the_users_mllib_solves(spark):

@@ -114,7 +114,7 @@ def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
     blocks = K.day_blocks(spark, [d], inp.sales, inp.visits, ev, sale_prof, inp.sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
                           popularity_days=rc.popularity_days, covisit=covisit, als=LT.AlsSettings.of(rc),
-                          theme_idf=rc.theme_idf)
+                          theme_idf=rc.theme_idf, image_score=rc.image_score)
     return Serving(spark, inp, rc, d, ev, sale_prof, blocks, covisit)
 
 

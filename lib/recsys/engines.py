@@ -19,13 +19,20 @@ morning).
   country, destination type, stars, price band: value 1) and the TF-IDF of its
   description words; a user profile is the decayed sum of the unit profiles of the
   sales they visited or bought; the score is their cosine, a sparse dot product by a join.
-- ``image``: the cosine of the user's theme profile (the same decayed sum over
-  sale_themes) and the sale's theme mix. With ``recsys.theme_idf`` (the default) both
-  use the *distinctive* mix (:func:`distinctive_mix`): each theme's weight times its
-  inverse document frequency over the sales, so themes every hotel shows (bedrooms,
-  bathrooms) weigh about nothing and the themes that set a sale apart carry the cosine.
+- ``image``: how the sale's pictures fit the user's taste. The user's theme profile is
+  the same decayed sum over sale_themes, scaled to sum 1 (their shares of the themes);
+  with ``recsys.image_score = fit`` (the default) the score is its dot product with the
+  sale's theme mix (sum 1): the share of the sale's pictures in the themes the user
+  visits, in [0, 1]; with ``cosine``, the cosine of the two. With ``recsys.theme_idf``
+  (the default) both use the *distinctive* mix (:func:`distinctive_mix`): each theme's
+  weight times its inverse document frequency over the sales, so themes every hotel
+  shows (bedrooms, bathrooms) weigh about nothing and the themes that set a sale apart
+  carry the score.
 - ``popularity``: log(1 + the sale's visits in the ``popularity_days`` days before as_of);
-  ``recency``: 1 / (1 + days since the sale opened); ``price_fit``: exp(-z^2 / 2), z =
+  ``recency``: 1 / (1 + days since the sale opened); ``new_sale``: 1 when the sale opens
+  on as_of, else 0 (such a sale has no visits yet, so no popularity, CF or ALS score: the
+  indicator lets the regression tell "unknown" from "unpopular", and weigh the engines
+  that do know a new sale, content and images, for it); ``price_fit``: exp(-z^2 / 2), z =
   the distance of the sale's log price to the user's decayed mean log price, over
   ``price_sigma``.
 
@@ -48,8 +55,9 @@ from pyspark.sql import functions as F
 from vistarank.recsys.similarity import sparse_top_k, unit_profile
 from vistarank.themes.profiles import mean_vectors
 
-ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als"]
-RELATIONAL = ENGINES[:-1]  # what features() computes; als (vistarank.recsys.latent) is the kernel's only
+ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als", "new_sale"]
+RELATIONAL = [e for e in ENGINES if e != "als"]  # what features() computes; als (vistarank.recsys.latent) is the kernel's only
+IMAGE_SCORES = ("fit", "cosine")  # recsys.image_score
 
 
 def open_sales(sales: DataFrame, run_date: dt.date) -> DataFrame:
@@ -146,8 +154,19 @@ def _sum(col: F.Column) -> F.Column:
     return F.aggregate(col, F.lit(0.0).cast("double"), lambda s, v: s + v)
 
 
+def dot_arrays(a: F.Column, b: F.Column) -> F.Column:
+    """The dot product of two equal-length arrays (null when either is null)."""
+    return _sum(F.zip_with(a, b, lambda x, y: x * y))
+
+
+def shares(a: F.Column) -> F.Column:
+    """An array of non-negative weights scaled to sum 1, in double (null when they sum to 0)."""
+    total = _sum(a)
+    return F.when(total > 0, F.transform(a, lambda v: v / total))
+
+
 def cosine_arrays(a: F.Column, b: F.Column) -> F.Column:
-    dot = _sum(F.zip_with(a, b, lambda x, y: x * y))
+    dot = dot_arrays(a, b)
     na, nb = F.sqrt(_sum(F.transform(a, lambda x: x * x))), F.sqrt(_sum(F.transform(b, lambda x: x * x)))
     return F.when((na > 0) & (nb > 0), dot / (na * nb))
 
@@ -205,9 +224,10 @@ def squash(x: F.Column) -> F.Column:
 
 def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFrame, sale_prof: DataFrame,
              sale_themes: DataFrame | None, sims: DataFrame, *, half_life_days: float, popularity_days: int,
-             price_sigma: float, theme_idf: bool = True) -> DataFrame:
+             price_sigma: float, theme_idf: bool = True, image_score: str = "fit") -> DataFrame:
     """Every engine's score for ``pairs`` (user_id, sale_id, as_of, snapshot, ...): the input
-    columns plus cf, content, image, popularity, recency, price_fit (each in [0, 1], never null).
+    columns plus cf, content, image, popularity, recency, price_fit, new_sale (each in [0, 1],
+    never null).
 
     ``snapshot`` names the CF similarity snapshot a pair uses (``sims`` has that column).
     """
@@ -220,12 +240,16 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
                  ["sale_id", "as_of"], "left")
            .join(user_log_price(hist, sales), ["user_id", "as_of"], "left")
            .join(sales.select("sale_id", "open_date", F.col("price").alias("_price")), "sale_id", "left"))
+    if image_score not in IMAGE_SCORES:
+        raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
     if sale_themes is not None:
         if theme_idf:
             sale_themes = distinctive_mix(sale_themes)
         out = (out.join(user_theme_vectors(hist, sale_themes), ["user_id", "as_of"], "left")
                .join(sale_themes.select("sale_id", F.col("weights").alias("sale_weights")), "sale_id", "left")
-               .withColumn("image", cosine_arrays(F.col("user_weights"), F.col("sale_weights")))
+               .withColumn("image", cosine_arrays(F.col("user_weights"), F.col("sale_weights"))
+                           if image_score == "cosine" else
+                           dot_arrays(shares(F.col("user_weights")), F.col("sale_weights")))
                .drop("user_weights", "sale_weights"))
     else:
         out = out.withColumn("image", F.lit(None).cast("double"))
@@ -236,5 +260,6 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
             .withColumn("image", F.coalesce(F.col("image"), zero))
             .withColumn("popularity", F.coalesce(squash(F.col("popularity")), zero))
             .withColumn("recency", F.coalesce(1.0 / (1.0 + F.datediff(F.col("as_of"), F.col("open_date"))), zero))
+            .withColumn("new_sale", F.coalesce((F.col("open_date") == F.col("as_of")).cast("double"), zero))
             .withColumn("price_fit", F.coalesce(F.exp(-(z * z) / 2), zero))
             .drop("log_price", "open_date", "_price"))

@@ -41,13 +41,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys import latent as LT
-from vistarank.recsys.engines import ENGINES, distinctive_mix
+from vistarank.recsys.engines import ENGINES, IMAGE_SCORES, distinctive_mix
 from vistarank.recsys.similarity import ranked
 
 log = logging.getLogger(__name__)
 
 FEATURES_SCHEMA = ("user_id string, as_of date, sale_id string, label double, cf double, content double, "
-                   "image double, popularity double, recency double, price_fit double, als double, n_history int")
+                   "image double, popularity double, recency double, price_fit double, als double, new_sale double, "
+                   "n_history int")
 TOP_SCHEMA = "user_id string, as_of date, rank int, sale_id string, probability double, top_engine string"
 COVISIT_BLOCK_EVENTS = 1_000_000  # events per user block of the co-visit similarities (a task's pandas frame)
 COVISIT_SEED = 7  # the user blocks' hash seed
@@ -157,6 +158,7 @@ class Blocks:
     recent: pd.DataFrame
     n_themes: int
     als: dict | None = None
+    image_score: str = "fit"
 
     def days(self) -> list[dt.date]:
         return sorted(set(self.open["as_of"]))
@@ -169,11 +171,14 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
                sale_prof: DataFrame, sale_themes: DataFrame | None, *, k: int, shrinkage: float,
                half_life_days: float, history_days: int, popularity_days: int,
                covisit: DataFrame | None = None, als: LT.AlsSettings | None = None, als_refit_days: int = 1,
-               theme_idf: bool = True) -> Blocks:
+               theme_idf: bool = True, image_score: str = "fit") -> Blocks:
     """The blocks of ``days`` (see :class:`Blocks`); ``covisit``: the days'
     :func:`covisit_by_day` when the caller has it already; ``als``: the ALS settings of
     the snapshots (one every ``als_refit_days`` days; None: none fitted, the engine scores 0);
-    ``theme_idf``: the image engine uses :func:`vistarank.recsys.engines.distinctive_mix`."""
+    ``theme_idf``: the image engine uses :func:`vistarank.recsys.engines.distinctive_mix`;
+    ``image_score``: ``fit`` or ``cosine`` (:data:`vistarank.recsys.engines.IMAGE_SCORES`)."""
+    if image_score not in IMAGE_SCORES:
+        raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
     if not days:
         raise ValueError("day_blocks: no day asked")
     first, last = min(days), max(days)
@@ -212,7 +217,7 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     factors = None
     if als is not None and als.rank > 0:
         factors = LT.fit_days(ev, days, als, refit_days=als_refit_days, history_days=history_days)
-    return Blocks(open_rows, recent_rows, n_themes, factors)
+    return Blocks(open_rows, recent_rows, n_themes, factors, image_score)
 
 
 # ----------------------------------------------------------------------------- user states
@@ -260,7 +265,8 @@ def _csr(lists, index: dict, weights=None, n_cols: int = 0):
 class _Recent:
     """The recent sales as matrices (built once per Python worker)."""
 
-    def __init__(self, rows: pd.DataFrame, n_themes: int) -> None:
+    def __init__(self, rows: pd.DataFrame, n_themes: int, image_score: str = "fit") -> None:
+        self.image_score = image_score
         self.ids = np.asarray(rows["sale_id"], dtype=object)
         self.pos = {s: i for i, s in enumerate(self.ids)}
         f_index: dict[str, int] = {}
@@ -308,13 +314,16 @@ class _Day:
         sel = sparse.csr_matrix((np.ones(int(known.sum())), (np.flatnonzero(known), at[known])),
                                 shape=(n, len(recent.ids)))
         self.content = (sel @ recent.prof).T.tocsr()
-        mix = sel @ recent.mix
-        norms = np.linalg.norm(mix, axis=1, keepdims=True)
-        self.mix = np.where(norms > 0, mix / np.where(norms > 0, norms, 1.0), 0.0)
+        mix = sel @ recent.mix  # as stored: sums to 1 (or 0)
+        if recent.image_score == "cosine":
+            norms = np.linalg.norm(mix, axis=1, keepdims=True)
+            mix = np.where(norms > 0, mix / np.where(norms > 0, norms, 1.0), 0.0)
+        self.mix = mix
         pop = np.nan_to_num(np.asarray(rows["popularity"], dtype=float), nan=0.0)
         self.popularity = pop / (1.0 + pop)
         opened = np.array([(as_of - d).days if d is not None else np.nan for d in rows["open_date"]], dtype=float)
         self.recency = np.nan_to_num(1.0 / (1.0 + opened), nan=0.0)
+        self.new = (opened == 0).astype(float)  # opens that day (NaN compares False)
         has = sel @ recent.has_price
         self.log_price = np.where(has > 0, sel @ recent.log_price, np.nan)
         # als: the snapshot's factors of the open sales (0 without) and the recent sales' columns in it
@@ -348,13 +357,16 @@ def engine_matrix(day: _Day, recent: _Recent, pdf: pd.DataFrame, price_sigma: fl
     norm = np.sqrt(np.asarray(u.multiply(u).sum(axis=1))).ravel()
     dot = np.asarray((u @ day.content).todense())
     out[:, :, 1] = np.where(norm[:, None] > 0, dot / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
-    # image: the cosine of the user's theme vector and the sale's mix
+    # image: fit, the user's theme shares (their decayed theme vector scaled to sum 1) times
+    # the sale's mix (sum 1); or the cosine of the two
     ut = w @ recent.mix
-    un = np.linalg.norm(ut, axis=1, keepdims=True)
+    un = (np.linalg.norm(ut, axis=1, keepdims=True) if recent.image_score == "cosine"
+          else ut.sum(axis=1, keepdims=True))
     ut = np.where(un > 0, ut / np.where(un > 0, un, 1.0), 0.0)
     out[:, :, 2] = ut @ day.mix.T
     out[:, :, 3] = day.popularity[None, :]
     out[:, :, 4] = day.recency[None, :]
+    out[:, :, 7] = day.new[None, :]
     # price fit: the distance of the sale's log price to the user's decayed mean log price
     total = np.asarray(w.sum(axis=1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -407,7 +419,7 @@ def score_fn(blocks_bc, price_sigma: float, mode: str, reranker: Reranker | None
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         blocks: Blocks = blocks_bc.value
-        recent = _Recent(blocks.recent, blocks.n_themes)
+        recent = _Recent(blocks.recent, blocks.n_themes, blocks.image_score)
         rows = blocks.open
         cache: dict = {}
         for pdf in batches:

@@ -37,7 +37,8 @@ SETTINGS = {"halfLifeDays": "half_life_days", "historyDays": "history_days", "po
             "priceSigma": "price_sigma", "neighborsK": "neighbors_k", "shrinkage": "shrinkage",
             "purchaseWeight": "purchase_weight", "alsRank": "als_rank", "alsRegParam": "als_reg_param",
             "alsAlpha": "als_alpha", "alsMaxIter": "als_max_iter", "alsRefitDays": "als_refit_days",
-            "alsHalfLifeDays": "als_half_life_days", "themeIdf": "theme_idf"}
+            "alsHalfLifeDays": "als_half_life_days", "themeIdf": "theme_idf",
+            "imageScore": "image_score"}
 
 
 class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
@@ -65,6 +66,8 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                             TypeConverters.toFloat)
     themeIdf = Param(Params._dummy(), "themeIdf", "the image engine weighs themes by their inverse document "
                      "frequency over the sales", TypeConverters.toBoolean)
+    imageScore = Param(Params._dummy(), "imageScore", "the image engine's score: fit (the user's theme shares "
+                       "times the sale's mix) or cosine", TypeConverters.toString)
     excludeBought = Param(Params._dummy(), "excludeBought",
                           "leave out the sales a user bought in the history window", TypeConverters.toBoolean)
 
@@ -74,7 +77,7 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                  shrinkage: float | None = None, purchaseWeight: float | None = None, alsRank: int | None = None,
                  alsRegParam: float | None = None, alsAlpha: float | None = None, alsMaxIter: int | None = None,
                  alsRefitDays: int | None = None, alsHalfLifeDays: float | None = None, themeIdf: bool | None = None,
-                 excludeBought: bool | None = None) -> None:
+                 imageScore: str | None = None, excludeBought: bool | None = None) -> None:
         from vistarank.config import RecsysConfig
 
         super().__init__()

@@ -144,7 +144,7 @@ def context_for_days(spark, visits: DataFrame, purchases: DataFrame, sales: Data
     blocks = K.day_blocks(spark, all_days, sales, visits, ev, sale_prof, sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
                           popularity_days=rc.popularity_days, als=LT.AlsSettings.of(rc) if with_als else None,
-                          als_refit_days=rc.als_refit_days, theme_idf=rc.theme_idf)
+                          als_refit_days=rc.als_refit_days, theme_idf=rc.theme_idf, image_score=rc.image_score)
     return Context(spark, ev, sale_prof, sales, purchases, sale_themes, open_days, blocks, rc)
 
 
