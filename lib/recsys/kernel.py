@@ -17,8 +17,9 @@ module computes them without a pair-level shuffle:
   users x sales.
 - **The kernel** (:func:`score_states`): per batch of states, per day, the user's content
   profile, theme vector and mean log price as sparse products of their weights with the
-  recent sales' matrices, then the seven engines as (users x open sales) matrices: cf
-  from a sparse (sale x open sale) similarity matrix, content and image as cosines, als
+  recent sales' matrices, then the engines as (users x open sales) matrices: cf from a
+  sparse (sale x open sale) similarity matrix, content as a cosine, image as a fit (or a
+  cosine; ``recsys.image_score``), als
   from the user's factor folded in on the day (:mod:`vistarank.recsys.latent`), the rest
   elementwise. Then either the feature rows of the asked sales (training, evaluation,
   monitoring samples) or the re-ranker applied and only each user's ``top_n``
@@ -52,7 +53,7 @@ FEATURES_SCHEMA = ("user_id string, as_of date, sale_id string, label double, cf
 TOP_SCHEMA = "user_id string, as_of date, rank int, sale_id string, probability double, top_engine string"
 COVISIT_BLOCK_EVENTS = 1_000_000  # events per user block of the co-visit similarities (a task's pandas frame)
 COVISIT_SEED = 7  # the user blocks' hash seed
-SLICE_USERS = 1024  # users scored at once in a task: 1024 x 300 sales x 7 engines x 8 bytes = 17 MB
+SLICE_USERS = 1024  # users scored at once in a task: 1024 x 300 sales x 8 features x 8 bytes = 20 MB
 
 
 # ----------------------------------------------------------------------------- days
