@@ -75,73 +75,63 @@ def rerank(spark, cfg) -> dict:
                                            if v.get(("meta_no_image", "sale_age=0")) else float("nan"))}
 
 
-def _ndcg(order_ids, relevant: set, k: int = 10) -> float:
-    gain = sum(1.0 / np.log2(r + 2) for r, s in enumerate(order_ids[:k]) if s in relevant)
-    return gain / sum(1.0 / np.log2(r + 2) for r in range(min(len(relevant), k)))
-
-
 def taste_ceiling(spark, cfg) -> dict:
-    """What the pictures could give at best: nDCG@10 on the held-out buyer-days (the same
-    lists as ``rerank_evaluation``: every sale open that day less those the buyer bought in
-    the history window) of scores made from the world's hidden truth, not from data:
-    ``taste`` = the user's hidden taste . the sale's hidden share of taste themes among its
-    photos (the very term the world draws visits from, generate._behaviour_fn), and
-    ``taste_and_quality`` = 4 x that + 0.5 x the sale's photo quality (the world's own
-    weights). The demo's tables are small: they are read into pandas here."""
-    import datetime as dt
-
+    """What the pictures could give at best: nDCG@10 on the held-out buyer-days (the lists
+    of ``rerank_evaluation``: every sale open that day less those the buyer bought in the
+    history window, ranked and sliced by the same code, evaluate.sliced_arms) of scores made
+    from the world's hidden truth, not from data: ``taste`` = the user's hidden taste . the
+    sale's hidden share of taste themes among its photos (the very term the world draws
+    visits from, generate._behaviour_fn), and ``taste_and_quality`` = 4 x that + 0.5 x the
+    sale's photo quality (the world's own weights; generate.sale_photo_quality)."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from vistarank import io
     from vistarank import tables as T
+    from vistarank.recsys import engines as E
+    from vistarank.recsys import kernel as K
+    from vistarank.rerank import evaluate as EV
     from vistarank.rerank import training as TR
+    from vistarank.world import generate as G
 
     rr, hd = cfg.rerank, cfg.recsys.history_days
-    visits = io.read(spark, cfg, T.VISITS)
+    sales, visits, purchases = (io.read(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES))
+    truth_images = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
     win = TR.windows(visits.agg(F.min("visit_date")).first()[0], cfg.effective_run_date(), rr)
-    sales = io.read(spark, cfg, T.SALES).select("sale_id", "open_date", "close_date").toPandas()
-    pur = io.read(spark, cfg, T.PURCHASES).select("user_id", "sale_id", "purchase_date").toPandas()
-    users = io.read(spark, cfg, T.TRUTH_USERS, allow_truth=True).select("user_id", "taste").toPandas()
-    imgs = (io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
-            .select("sale_id", "photo_key", "theme", "aesthetic").toPandas())
-    groups = sorted({k for t in users["taste"] for k in t})
-    taste = {u: np.array([t.get(g, 0.0) for g in groups]) for u, t in zip(users["user_id"], users["taste"])}
-    photos = imgs.drop_duplicates("photo_key")
-    share = {}
-    for sid, g in photos[photos["theme"].isin(groups)].groupby("sale_id"):
-        v = np.array([(g["theme"] == t).sum() for t in groups], dtype=float)
-        share[sid] = v / v.sum()
-    quality = ((imgs.groupby("sale_id")["aesthetic"].mean() - 7.0) / 2.0).to_dict()  # generate.sale_photo_quality
-    zero = np.zeros(len(groups))
-    out = {"taste": [], "taste_and_quality": []}
-    new = []
-    day = win.eval_start
-    while day <= win.end:
-        open_ = sales[(sales["open_date"] <= day) & (sales["close_date"] >= day)].sort_values("sale_id")
-        ids = open_["sale_id"].to_numpy()
-        fit_s = np.array([share.get(s, zero) for s in ids])
-        q = np.array([quality.get(s, 0.0) for s in ids])
-        opened = dict(zip(open_["sale_id"], open_["open_date"]))
-        before = pur[(pur["purchase_date"] < day) & (pur["purchase_date"] >= day - dt.timedelta(days=hd))]
-        for u, g in pur[pur["purchase_date"] == day].groupby("user_id"):
-            rel = set(g["sale_id"]) & set(ids)
-            if not rel:
-                continue
-            keep = ~np.isin(ids, before.loc[before["user_id"] == u, "sale_id"].to_numpy()) if rr.exclude_bought \
-                else np.ones(len(ids), dtype=bool)
-            t = fit_s @ taste.get(u, zero)
-            for arm, score in (("taste", t), ("taste_and_quality", 4.0 * t + 0.5 * q)):
-                order = np.argsort(-score[keep], kind="stable")  # ties by sale id
-                out[arm].append(_ndcg(list(ids[keep][order]), rel))
-            new.append(any(opened[s] == day for s in rel))
-        day += dt.timedelta(days=1)
-    new_ = np.array(new, dtype=bool)
-    res = {"n_lists": len(new)}
-    for arm, vals in out.items():
-        v = np.array(vals)
-        res[arm] = {"all": float(v.mean()) if len(v) else float("nan"),
-                    "sale_age=0": float(v[new_].mean()) if new_.any() else float("nan")}
-    return res
+    open_days = K.open_by_day(sales, K.days_frame(spark, TR.days(win.eval_start, win.end)), win.eval_start, win.end)
+    bought = TR.bought_when_open(purchases, open_days.select("as_of", "sale_id"), win.eval_start, win.end)
+    lists = (bought.select("user_id", "as_of").distinct().join(open_days, "as_of")
+             .join(bought.withColumn("label", F.lit(1.0)), ["user_id", "as_of", "sale_id"], "left")
+             .withColumn("label", F.coalesce("label", F.lit(0.0)))
+             .withColumn("recency", 1.0 / (1.0 + F.datediff("as_of", "open_date"))))
+    in_window = lambda d: (F.col(d) < F.col("as_of")) & (F.col(d) >= F.date_sub("as_of", hd))  # noqa: E731
+    keys = lists.select("user_id", "as_of").distinct()
+    if rr.exclude_bought:
+        earlier = (keys.join(purchases, "user_id").where(in_window("purchase_date"))
+                   .select("user_id", "as_of", "sale_id"))
+        lists = lists.join(earlier, ["user_id", "as_of", "sale_id"], "left_anti")
+    n_history = (keys.join(E.events(visits, purchases, 1.0), "user_id").where(in_window("date"))
+                 .groupBy("user_id", "as_of").agg(F.countDistinct("sale_id").cast("int").alias("n_history")))
+    # the hidden share of each taste theme among a sale's distinct photos
+    taste = io.read(spark, cfg, T.TRUTH_USERS, allow_truth=True).select(
+        "user_id", F.explode("taste").alias("theme", "w"))
+    photos = truth_images.dropDuplicates(["photo_key"]).join(taste.select("theme").distinct(), "theme")
+    share = (photos.groupBy("sale_id", "theme").count()
+             .withColumn("share", F.col("count") / F.sum("count").over(Window.partitionBy("sale_id"))))
+    fit = (lists.select("user_id", "as_of", "sale_id").join(share, "sale_id").join(taste, ["user_id", "theme"])
+           .groupBy("user_id", "as_of", "sale_id").agg(F.sum(F.col("share") * F.col("w")).alias("taste")))
+    scored = (lists.join(fit, ["user_id", "as_of", "sale_id"], "left")
+              .join(G.sale_photo_quality(truth_images), "sale_id", "left")
+              .join(n_history, ["user_id", "as_of"], "left")
+              .select("user_id", "as_of", "sale_id", "label", "recency",
+                      F.coalesce("n_history", F.lit(0)).alias("n_history"),
+                      F.coalesce("taste", F.lit(0.0)).alias("taste"),
+                      (4.0 * F.coalesce("taste", F.lit(0.0)) + 0.5 * F.coalesce("quality", F.lit(0.0)))
+                      .alias("taste_and_quality")))
+    res = EV.sliced_arms(scored, {"taste": "taste", "taste_and_quality": "taste_and_quality"}, purchases,
+                         rr.top_n)
+    out = {arm: {sl: res[arm][sl][f"ndcg_at_{rr.top_n}"] for sl in ("all", "sale_age=0")} for arm in res}
+    return {"n_lists": int(res["taste"]["all"]["n_lists"])} | out
 
 
 def heads(spark, cfg) -> dict:

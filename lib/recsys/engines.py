@@ -53,7 +53,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys.similarity import sparse_top_k, unit_profile
-from vistarank.themes.profiles import mean_vectors
+from vistarank.themes.profiles import mean_vectors, normalise
 
 ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als", "new_sale"]
 RELATIONAL = [e for e in ENGINES if e != "als"]  # what features() computes; als (vistarank.recsys.latent) is the kernel's only
@@ -159,12 +159,6 @@ def dot_arrays(a: F.Column, b: F.Column) -> F.Column:
     return _sum(F.zip_with(a, b, lambda x, y: x * y))
 
 
-def shares(a: F.Column) -> F.Column:
-    """An array of non-negative weights scaled to sum 1, in double (null when they sum to 0)."""
-    total = _sum(a)
-    return F.when(total > 0, F.transform(a, lambda v: v / total))
-
-
 def cosine_arrays(a: F.Column, b: F.Column) -> F.Column:
     dot = dot_arrays(a, b)
     na, nb = F.sqrt(_sum(F.transform(a, lambda x: x * x))), F.sqrt(_sum(F.transform(b, lambda x: x * x)))
@@ -179,8 +173,6 @@ def distinctive_mix(sale_themes: DataFrame) -> DataFrame:
     log((1 + N) / (1 + n_j)), N the sales of the table, n_j those whose mix holds theme j
     at ``PRESENT`` or more; renormalised to sum 1 (a sale showing only ubiquitous themes
     gets zeros, and the image engine scores it 0). Two small jobs: N and the k counts."""
-    from vistarank.themes.profiles import normalise
-
     n = sale_themes.count()
     counts = (sale_themes.select(F.posexplode("weights").alias("pos", "w"))
               .groupBy("pos").agg(F.sum((F.col("w") >= PRESENT).cast("long")).alias("n")).collect())  # k rows
@@ -249,7 +241,7 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
                .join(sale_themes.select("sale_id", F.col("weights").alias("sale_weights")), "sale_id", "left")
                .withColumn("image", cosine_arrays(F.col("user_weights"), F.col("sale_weights"))
                            if image_score == "cosine" else
-                           dot_arrays(shares(F.col("user_weights")), F.col("sale_weights")))
+                           dot_arrays(normalise(F.col("user_weights"), "double"), F.col("sale_weights")))
                .drop("user_weights", "sale_weights"))
     else:
         out = out.withColumn("image", F.lit(None).cast("double"))

@@ -41,11 +41,11 @@ def tag_matrix(labels: DataFrame, tags: list[str], source: str = "topk") -> Data
             .select("image_id", F.col("p.i").alias("idx"), F.col("p.v").alias("val")))
 
 
-def normalise(weights: F.Column) -> F.Column:
-    """Weights scaled to sum 1 (all zeros stay zeros)."""
+def normalise(weights: F.Column, dtype: str = "float") -> F.Column:
+    """Weights scaled to sum 1 (all zeros stay zeros), as ``dtype``."""
     total = F.aggregate(weights, F.lit(0.0).cast("double"), lambda acc, v: acc + v)
-    return F.when(total > 0, F.transform(weights, lambda v: (v / total).cast("float"))).otherwise(
-        F.transform(weights, lambda v: F.lit(0.0).cast("float")))
+    return F.when(total > 0, F.transform(weights, lambda v: (v / total).cast(dtype))).otherwise(
+        F.transform(weights, lambda v: F.lit(0.0).cast(dtype)))
 
 
 def dominant(weights: F.Column) -> F.Column:
