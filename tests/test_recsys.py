@@ -424,3 +424,20 @@ def test_distinctive_mix_weighs_themes_by_their_inverse_document_frequency(spark
     c = np.array([0.0, 0.3 * idf1, 0.1 * idf2])
     assert got["c"] == pytest.approx((c / c.sum()).tolist(), abs=1e-6)
     assert got["d"] == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_an_unknown_image_score_is_a_clear_error():
+    """recsys.image_score is fit or cosine: the config, the kernel's blocks and the
+    relational reference each refuse anything else before any work."""
+    import pydantic
+
+    from vistarank.recsys import kernel as K
+
+    with pytest.raises(pydantic.ValidationError, match="image_score"):
+        C.RecsysConfig(image_score="dot")
+    with pytest.raises(ValueError, match="image_score must be one of"):
+        K.day_blocks(None, [D], None, None, None, None, None, k=5, shrinkage=1.0, half_life_days=14.0,
+                     history_days=56, popularity_days=7, image_score="dot")
+    with pytest.raises(ValueError, match="image_score must be one of"):
+        E.features(None, None, None, None, None, None, None, half_life_days=14.0, popularity_days=7,
+                   price_sigma=0.5, image_score="dot")

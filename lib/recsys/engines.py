@@ -223,6 +223,8 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
 
     ``snapshot`` names the CF similarity snapshot a pair uses (``sims`` has that column).
     """
+    if image_score not in IMAGE_SCORES:
+        raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
     keys = pairs.select("user_id", "as_of", "snapshot").distinct()
     hist = history_as_of(ev, keys.select("user_id", "as_of").distinct(), half_life_days).join(
         keys, ["user_id", "as_of"])
@@ -232,8 +234,6 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
                  ["sale_id", "as_of"], "left")
            .join(user_log_price(hist, sales), ["user_id", "as_of"], "left")
            .join(sales.select("sale_id", "open_date", F.col("price").alias("_price")), "sale_id", "left"))
-    if image_score not in IMAGE_SCORES:
-        raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
     if sale_themes is not None:
         if theme_idf:
             sale_themes = distinctive_mix(sale_themes)
