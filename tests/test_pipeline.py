@@ -1,6 +1,11 @@
+"""The pipeline's orchestration: the session's scene model and labels, and a rerun that
+redoes nothing. The whole pipeline from a fresh model version is the slow test at the end
+(``make test-all``); the default suite runs every stage anyway, through the session
+fixtures and on the standalone cluster (tests/test_cluster.py)."""
 import json
 import os
 
+import pytest
 from pyspark.sql import functions as F
 
 from vistarank import io
@@ -9,14 +14,7 @@ from vistarank.jobs import pipeline
 from vistarank.vision import models
 
 
-def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
-    # its own model version: other tests may have trained the default one already
-    cfg = ingested.model_copy(update={"model": ingested.model.model_copy(update={"version": "pipeline-test"})})
-    results = pipeline.run_pipeline(spark, cfg)
-    ran = [r.stage for r in results]
-    # the world is current
-    assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "train_head", "fit_themes", "build_candidates",
-                   "train_reranker", "recommend"]
+def _pretrained_and_labelled(spark, cfg) -> None:
     rm = models.resolve(cfg)
     assert models.model_available(rm)
     with open(os.path.join(models.demo_model_dir(cfg), "metrics.json")) as fh:
@@ -37,10 +35,39 @@ def test_pipeline_pretrains_then_labels_every_image(spark, ingested):
             .select(F.exists("labels", lambda x: x["label"] == F.col("category")).cast("double").alias("hit"))
             .agg(F.avg("hit")).first()[0])
     assert hits > 0.4
+
+
+def test_the_pipeline_pretrains_the_scene_model_then_labels_every_image(spark, labelled):
+    # the session's fixture ran pipeline.run_pipeline(only=[pretrain_scene_model, label_images])
+    _pretrained_and_labelled(spark, labelled)
+
+
+def test_a_second_run_of_the_pipeline_redoes_nothing(spark, recommended):
+    cfg = recommended
+    # every stage but train_head (its own test runs it, and proves it is then current); the
+    # first run brings up to date whatever other tests rebuilt since the fixture ran
+    stages = [s for s in pipeline.STAGE_NAMES if s != "train_head"]
+    pipeline.run_pipeline(spark, cfg, only=stages)
+    again = pipeline.run_pipeline(spark, cfg, only=stages)
+    # ingest and label always run (they read what is new: nothing); the rest are current
+    assert [r.stage for r in again] == ["ingest_images", "label_images"]
+    assert all(v == 0 for r in again for v in r.outputs.values())
+    runs = io.read(spark, cfg, T.STAGE_RUNS)
+    assert runs.where("status = 'ok' AND stage = 'label_images'").count() >= 2
+
+
+@pytest.mark.slow
+def test_the_whole_pipeline_from_a_fresh_model_version(spark, ingested):
+    # its own model version: other tests may have trained the default one already
+    cfg = ingested.model_copy(update={"model": ingested.model.model_copy(update={"version": "pipeline-test"})})
+    results = pipeline.run_pipeline(spark, cfg)
+    ran = [r.stage for r in results]
+    # the world is current
+    assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "train_head", "fit_themes", "build_candidates",
+                   "train_reranker", "recommend"]
+    _pretrained_and_labelled(spark, cfg)
     # everything is up to date now: a second run redoes nothing
     again = pipeline.run_pipeline(spark, cfg)
     # train_head, fit_themes, build_candidates, train_reranker, recommend: inputs unchanged
     assert [r.stage for r in again] == ["ingest_images", "label_images"]
     assert all(v == 0 for r in again for v in r.outputs.values())
-    runs = io.read(spark, cfg, T.STAGE_RUNS)
-    assert runs.where("status = 'ok' AND stage = 'label_images'").count() >= 2
