@@ -63,6 +63,10 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     x_held, y_held = W.features(held), held["y"].to_numpy()
     noisy_path = W.train(spark, cfg, labels.lab, "softmax", len(W.CLASSES), folder, "areas_noisy", tc.workers)
     report["areas_noisy"] = H.classification_report(y_held, W.predict(noisy_path, x_held), W.CLASSES)
+    if tc.label_noise > 0:  # the same images with their true labels: what the noise costs, what cleaning recovers
+        true_path = W.train(spark, cfg, W.true_labels(labels.lab), "softmax", len(W.CLASSES), folder,
+                            "areas_true_labels", tc.workers)
+        report["areas_true_labels"] = H.classification_report(y_held, W.predict(true_path, x_held), W.CLASSES)
     clean_pdf, report["cleaning"] = W.clean(spark, cfg, labels.lab, folder)
     area_path = W.train(spark, cfg, clean_pdf, "softmax", len(W.CLASSES), folder, "areas", tc.workers)
     p_clean = W.predict(area_path, x_held)

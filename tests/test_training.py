@@ -202,6 +202,20 @@ def test_unfreezing_from_an_unknown_layer_is_a_clear_error():
     assert set_trainable(backbone, backbone, "head", None) == 0
 
 
+def test_the_true_label_arm_undoes_the_noise_and_reweighs():
+    import pandas as pd
+
+    from vistarank.training import workflow as W
+
+    lab = pd.DataFrame({"image_id": list("abcd"), "x": [[0.0]] * 4, "y": [0, 2, 1, 1], "true_y": [0, 1, 1, 1],
+                        "noisy": [False, True, False, False], "weight": [1.0] * 4})
+    out = W.true_labels(lab)
+    assert list(out["y"]) == [0, 1, 1, 1] and not out["noisy"].any()
+    # class weights from the true labels: class 0 (one image) weighs three times class 1 (three)
+    assert out["weight"].iloc[0] == pytest.approx(3 * out["weight"].iloc[1])
+    assert list(lab["y"]) == [0, 2, 1, 1]  # the noisy budget itself is left as it was
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 
@@ -259,7 +273,9 @@ def test_train_head_stage_on_the_tiny_world(spark, labelled):
     assert os.path.getsize(os.path.join(cfg.reports_dir(), "heads", "areas_confusion.png")) > 1000
     ev = io.read(spark, cfg, T.HEAD_EVAL).toPandas()  # the same evaluation as a Delta table
     top1 = ev[(ev.task == "areas") & (ev.metric == "top1")].set_index("arm")["value"]
-    assert set(top1.index) == {"noisy", "cleaned", "transfer_head", "fine_tuned", "from_scratch"}
+    assert set(top1.index) == {"noisy", "true_labels", "cleaned", "transfer_head", "fine_tuned", "from_scratch"}
+    assert top1["true_labels"] == pytest.approx(report["areas_true_labels"]["top1"])
+    assert report["areas_true_labels"]["top1"] > 1 / 9  # the label budget with no flipped label
     assert top1["cleaned"] == pytest.approx(report["areas_cleaned"]["top1"])
     assert top1["from_scratch"] == pytest.approx(report["areas_images"]["from_scratch"]["top1"])
     assert len(ev[(ev.task == "areas") & (ev.arm == "cleaned") & (ev.metric == "recall")]) == 9  # one per class

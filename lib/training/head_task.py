@@ -142,6 +142,8 @@ def evaluation_rows(report: dict) -> list[tuple]:
 
     classification("noisy", report["areas_noisy"])
     classification("cleaned", report["areas_cleaned"])
+    if "areas_true_labels" in report:
+        classification("true_labels", report["areas_true_labels"])
     for arm in ("transfer_head", "fine_tuned", "from_scratch"):
         if arm in report.get("areas_images", {}):
             classification(arm, report["areas_images"][arm])

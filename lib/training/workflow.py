@@ -148,6 +148,17 @@ def area_labels(data: DataFrame, tc) -> Labels:
     return Labels(lab_pdf, held)
 
 
+def true_labels(lab_pdf: pd.DataFrame) -> pd.DataFrame:
+    """The label budget with every label right (``true_y``), re-weighted: the arm that
+    shows what ``training.label_noise`` costs, against which cleaning is judged."""
+    out = lab_pdf.copy()
+    out["y"] = out["true_y"].to_numpy()
+    out["noisy"] = False
+    y = out["y"].to_numpy()
+    out["weight"] = H.class_weights(y, len(CLASSES))[y].astype(np.float32)
+    return out
+
+
 def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
     """The labels out-of-fold predictions do not contradict with high confidence
     (``training.folds`` folds, ``training.clean_confidence``), re-weighted; and the
@@ -193,6 +204,8 @@ def metrics(report: dict) -> dict[str, float]:
            "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
            "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
            "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
+    if "areas_true_labels" in r:
+        out["areas_top1_true_labels"] = r["areas_true_labels"]["top1"]
     if "gallery" in r:
         out["gallery_first_in_hidden_top3"] = r["gallery"]["first_in_hidden_top3"]
     for arm in ("transfer_head", "fine_tuned", "from_scratch"):
@@ -206,7 +219,9 @@ def notes(report: dict, n_held: int) -> list[str]:
     r, m = report, metrics(report)
     out = [f"areas top-1 on {n_held:,} held-out images: noisy labels {m['areas_top1_noisy']:.3f}, "
            f"cleaned {m['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {r['cleaning']['labels']} labels "
-           f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})"]
+           f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})"
+           + (f"; the same labels all true {m['areas_top1_true_labels']:.3f}" if "areas_top1_true_labels" in m
+              else "")]
     if "areas_images" in r:
         ai = r["areas_images"]
         out.append(f"areas top-1 on {ai['eval_images']:,} held-out images: frozen-feature head "
