@@ -15,7 +15,8 @@
   best three (goal 0.8).
 - **The ceiling** (``hidden_truth_ceiling``): the same held-out lists ranked by the
   world's hidden taste and photo quality, which no engine can know: how far the image
-  engine could go at best on this world.
+  engine could go at best on this world. And for aesthetics (``heads.aesthetics_ceiling``):
+  what a perfect detector of each photo's degradations would reach, Spearman and gallery.
 - **Heads**: transfer against from scratch (top-1; goal +10 points), noisy against cleaned
   labels. Single run: the spread over seeds is not measured here.
 
@@ -134,6 +135,41 @@ def taste_ceiling(spark, cfg) -> dict:
     return {"n_lists": int(res["taste"]["all"]["n_lists"])} | out
 
 
+def aesthetics_ceiling(spark, cfg) -> dict:
+    """What a perfect detector of the world's degradations could reach, from the truth
+    table: each image predicted by how many degradations it carries (0, 1 or 2; the names
+    are in ``truth_images.degradation``), its Spearman against the hidden score, and the
+    galleries it would order (ties, most of all among clean photos, by image id). The
+    hidden score of a clean photo is a composition draw (``udfs/render.degrade``: uniform
+    in [7, 9.5]) that nothing in its pixels shows, so no head can tell the best of a
+    sale's clean photos from the others: this bounds the gallery figure."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.training import workflow as W
+
+    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
+    n_deg = (F.when(F.coalesce(F.col("degradation"), F.lit("")) == "", 0)
+             .otherwise(F.size(F.split("degradation", "[+]"))))
+    oracle = truth.select("uri", "aesthetic", (-n_deg).cast("double").alias("pred"))
+
+    def avg_rank(c):  # Spearman is the correlation of average ranks (ties share their mean rank)
+        return F.rank().over(Window.orderBy(c)) + (F.count("*").over(Window.partitionBy(c)) - 1) / 2.0
+
+    # one window over the world's images (about 15,000 on the demo): a benchmark of the demo world
+    rho = (oracle.select(avg_rank("pred").alias("a"), avg_rank("aesthetic").alias("b"))
+           .agg(F.corr("a", "b")).first())
+    src = io.read(spark, cfg, T.IMAGE_SOURCES)
+    ranked = (src.select("sale_id", "image_id", "uri").where(F.col("sale_id").isNotNull())
+              .join(oracle, "uri").groupBy("sale_id", "image_id").agg(F.max("pred").alias("pred"))
+              .withColumn("rank", F.row_number().over(Window.partitionBy("sale_id")
+                                                      .orderBy(F.desc("pred"), "image_id"))))
+    gal = W.gallery_report(ranked, src, truth)
+    return {"spearman_degradation_oracle": float(rho[0]), "gallery_degradation_oracle": gal}
+
+
 def heads(spark, cfg) -> dict:
     from pyspark.sql import functions as F
 
@@ -149,6 +185,7 @@ def heads(spark, cfg) -> dict:
     top1 = {arm: v.get(("areas", arm, "top1")) for arm in ("noisy", "cleaned", "transfer_head", "fine_tuned",
                                                             "from_scratch")}
     return {"aesthetics_spearman": v.get(("aesthetics", "emd_head", "spearman")),
+            "aesthetics_ceiling": aesthetics_ceiling(spark, cfg),
             "aesthetics_emd": v.get(("aesthetics", "emd_head", "emd")), "gallery": gal, "areas_top1": top1,
             "transfer_minus_scratch": (top1["transfer_head"] - top1["from_scratch"]
                                        if top1["transfer_head"] is not None and top1["from_scratch"] is not None
@@ -185,7 +222,8 @@ def main() -> None:
     print({"median_tags_at_10pct": t["median_tags_at_10pct"], "purity": round(t["purity_hidden_theme"], 3),
            "image/popularity": round(r["image_vs_popularity"], 3), "meta/no image": round(r["meta_vs_no_image"], 3),
            "new sales": round(r["meta_vs_no_image_new_sales"], 3), "spearman": h["aesthetics_spearman"],
-           "gallery": h["gallery"], "transfer - scratch": h["transfer_minus_scratch"],
+           "gallery": h["gallery"], "aesthetics ceiling": h["aesthetics_ceiling"],
+           "transfer - scratch": h["transfer_minus_scratch"],
            "ceiling": doc["hidden_truth_ceiling"]} | goals)
 
 

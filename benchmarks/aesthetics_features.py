@@ -1,0 +1,136 @@
+"""Aesthetics from earlier layers (issue #15 item 3): can the hidden aesthetic score be
+ranked from the scene model's early layers, where blur, noise, exposure and contrast are
+still visible, better than from the pooled embedding the aesthetics head reads today? At
+three label budgets, on a finished demo lakehouse:
+
+    .venv/bin/python benchmarks/aesthetics_features.py --lakehouse ./lakehouse
+
+- A seeded sample of the lakehouse's images (``images``: the stored bytes), each with its
+  hidden score (``truth_images`` through ``image_sources``).
+- Decoded and resized as label_images does (``udfs.images.decode_rgb`` with the draft size,
+  ``to_model_input``), then one forward pass of the demo scene model (``model.path``: the
+  configured model) that returns, per image, its embedding (the ``pool`` layer, what
+  ``image_labels.embedding`` holds) and the per-channel mean and standard deviation of the
+  stem's and of each stride-2 block's output (the "early" statistics).
+- A ridge regression (scikit-learn ``RidgeCV`` on standardised features; a probe of what
+  each feature set carries, not the pipeline's EMD head) predicts the hidden score from the
+  embedding, from the early statistics, and from both; trained on the first 100, 400 and
+  1,600 images of the sample, scored by Spearman on the last ``--holdout``.
+- The degradations are drawn on the full-size photos (160 to 360 pixels a side) and the
+  model sees them shrunk to its input (96 on the demo), which averages noise and blur away:
+  the same weights built for a larger input (``--larger``, default 192) give the early
+  statistics at that size too.
+
+Writes benchmarks/results/aesthetics_features.json (``goal_spearman_0_8``: some feature
+set reaches 0.8 at the 400-label budget, the pipeline's default ``training.aesthetic_labels``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import _results  # benchmarks/_results.py (scripts run from this folder's path)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUDGETS = (100, 400, 1600)
+
+
+def sample(spark, cfg, n: int, seed: int):
+    """``n`` images (bytes and hidden score), in a seeded order: a pandas frame."""
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+
+    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True).select("uri", "aesthetic", "degradation")
+    hidden = (io.read(spark, cfg, T.IMAGE_SOURCES).select("image_id", "uri").join(truth, "uri")
+              .groupBy("image_id").agg(F.max("aesthetic").alias("aesthetic"),
+                                       F.first("degradation").alias("degradation")))
+    return (io.read(spark, cfg, T.IMAGES).where(F.col("near_duplicate_of").isNull()).select("image_id", "content")
+            .join(hidden, "image_id").orderBy(F.xxhash64("image_id", F.lit(seed))).limit(n).toPandas())
+
+
+def features(cfg, contents, size: int, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(embedding, early statistics) per image, from one forward pass of the scene model at
+    ``size`` x ``size`` pixels: its own input size, or the same weights in the same network
+    built for a larger input (the demo scene model is fully convolutional up to its pooling)."""
+    import keras
+
+    from vistarank.udfs.images import decode_rgb, to_model_input
+    from vistarank.vision import models, scene_model
+
+    rm = models.resolve(cfg)
+    model = keras.models.load_model(rm.path, compile=False, safe_mode=True)
+    if size != cfg.model.input_size:
+        resized = scene_model.build_model(model.output_shape[-1], size, cfg.scene_model.width, 0)
+        resized.set_weights(model.get_weights())
+        model = resized
+    relus = [layer for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
+    early = [relus[0]] + [layer for layer in relus if layer.name.startswith("block_")]
+    probe = keras.Model(model.inputs, [model.get_layer("pool").output] + [layer.output for layer in early])
+    emb, stats = [], []
+    for i in range(0, len(contents), batch):
+        x = np.stack([to_model_input(decode_rgb(c, max_pixels=cfg.ingest.max_pixels, draft_size=size).image, size)
+                      for c in contents[i:i + batch]])
+        out = probe.predict(x, verbose=0)
+        emb.append(out[0])
+        stats.append(np.concatenate([np.concatenate([a.mean(axis=(1, 2)), a.std(axis=(1, 2))], axis=1)
+                                     for a in out[1:]], axis=1))
+    print(f"early layers: {[layer.name for layer in early]}")
+    return np.concatenate(emb), np.concatenate(stats)
+
+
+def probe(x: np.ndarray, y: np.ndarray, n_train: int, holdout: int) -> float:
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fit = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13))).fit(x[:n_train], y[:n_train])
+    return float(spearmanr(fit.predict(x[-holdout:]), y[-holdout:]).correlation)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lakehouse", default="./lakehouse")
+    p.add_argument("--holdout", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--larger", type=int, nargs="*", default=[192],
+                   help="also the early statistics of the same weights at these input sizes (demo scene model)")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "aesthetics_features.json"))
+    args = p.parse_args()
+    from vistarank.config import load_config
+    from vistarank.session import get_spark
+
+    cfg = load_config("local", [f"lakehouse.root={os.path.abspath(args.lakehouse)}", "spark.show_progress=false"])
+    spark = get_spark(cfg)
+    pdf = sample(spark, cfg, max(BUDGETS) + args.holdout, args.seed)  # a few thousand rows of bytes
+    spark.stop()
+    if len(pdf) < max(BUDGETS) + args.holdout:
+        raise SystemExit(f"error: {len(pdf)} images with a hidden score; {max(BUDGETS) + args.holdout} needed "
+                         "(a demo lakehouse, or a smaller --holdout)")
+    t0 = time.perf_counter()
+    emb, early = features(cfg, list(pdf["content"]), cfg.model.input_size)
+    sets = {"embedding": emb, "early": early, "early+embedding": np.concatenate([early, emb], axis=1)}
+    for size in args.larger:  # blur and noise are applied at full size; the model sees them shrunk
+        _, early_big = features(cfg, list(pdf["content"]), size)
+        sets[f"early@{size}px"] = early_big
+        sets[f"early@{size}px+embedding"] = np.concatenate([early_big, emb], axis=1)
+    seconds = time.perf_counter() - t0
+    y = pdf["aesthetic"].to_numpy()
+    rows = [{"features": name, "dims": int(x.shape[1]), "labels": n, "holdout": args.holdout,
+             "spearman": round(probe(x, y, n, args.holdout), 4)} for name, x in sets.items() for n in BUDGETS]
+    for r in rows:
+        print(r)
+    best_400 = max(r["spearman"] for r in rows if r["labels"] == 400)
+    _results.write("aesthetics_features", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
+                   model_version=cfg.model.model_version, input_size=cfg.model.input_size, larger=args.larger,
+                   feature_seconds=round(seconds, 1),
+                   images=int(len(pdf)), goal_spearman_0_8=bool(best_400 >= 0.8))
+
+
+if __name__ == "__main__":
+    main()

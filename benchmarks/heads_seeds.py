@@ -1,0 +1,103 @@
+"""The heads' figures over several seeds (issue #15 item 4): mean and spread of every
+``head_evaluation`` figure when ``train_head`` runs with ``training.seed`` 0, 1 and 2 (the
+label draw, the noise, the cleaning folds, the initialisation), on a copy of a finished demo
+lakehouse:
+
+    .venv/bin/python benchmarks/heads_seeds.py --lakehouse ./lakehouse --work /tmp/heads-seeds
+
+- The lakehouse is copied to ``--work`` first (its ``raw`` image files left out: train_head
+  reads the ``images`` table), so the original keeps its registered heads and tables.
+- Each seed runs the train_head stage as the pipeline does, under its own heads version
+  (``seed-<n>``), with the lakehouse's configuration otherwise.
+- Figures: every overall ``head_evaluation`` figure (mean, sample standard deviation, min,
+  max), and two derived per seed, then averaged: transfer minus from-scratch top-1 on the
+  same held-out images, and the share of what the label noise costs that cleaning recovers,
+  ``(cleaned - noisy) / (true_labels - noisy)``.
+
+Goals on the mean (issue #15): ``goal_transfer_10_points`` (transfer beats from scratch by
+10 points of top-1), ``goal_cleaning_recovers_half``. Writes
+benchmarks/results/heads_seeds.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+
+import numpy as np
+
+import _results  # benchmarks/_results.py (scripts run from this folder's path)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def one_seed(spark, cfg) -> dict:
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.jobs import train_head
+
+    t0 = time.perf_counter()
+    train_head.run(spark, cfg)
+    rows = (io.read(spark, cfg, T.HEAD_EVAL).where(F.col("model_version") == cfg.training.model_version)
+            .where(F.col("class").isNull()).collect())  # a few dozen rows
+    v = {f"{r['task']}.{r['arm']}.{r['metric']}": float(r["value"]) for r in rows}
+    top1 = {arm: v.get(f"areas.{arm}.top1") for arm in ("noisy", "true_labels", "cleaned", "transfer_head",
+                                                        "from_scratch")}
+    if top1["transfer_head"] is not None and top1["from_scratch"] is not None:
+        v["derived.transfer_minus_scratch"] = top1["transfer_head"] - top1["from_scratch"]
+    if None not in (top1["noisy"], top1["true_labels"], top1["cleaned"]):
+        cost = top1["true_labels"] - top1["noisy"]
+        v["derived.noise_cost"] = cost
+        v["derived.cleaning_gain"] = top1["cleaned"] - top1["noisy"]
+    v["seconds"] = time.perf_counter() - t0
+    return v
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lakehouse", default="./lakehouse")
+    p.add_argument("--work", default="/tmp/vistarank-heads-seeds", help="where the lakehouse is copied")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default=os.path.join(HERE, "results", "heads_seeds.json"))
+    args = p.parse_args()
+    from vistarank.config import load_config
+    from vistarank.session import get_spark
+
+    src = os.path.abspath(args.lakehouse)
+    if not os.path.isdir(os.path.join(src, "image_labels")):
+        raise SystemExit(f"error: {src} is not a finished lakehouse (no image_labels); run make demo first")
+    work = os.path.abspath(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(src, work, ignore=lambda d, names: ["raw"] if os.path.abspath(d) == src else [])
+    print(f"copied {src} to {work}")
+    base = [f"lakehouse.root={work}", "spark.show_progress=false"]
+    spark = get_spark(load_config("local", base))
+    per_seed = {}
+    for s in args.seeds:
+        cfg = load_config("local", base + [f"training.seed={s}", f"training.version=seed-{s}"])
+        per_seed[s] = one_seed(spark, cfg)
+        print(f"seed {s}: {per_seed[s]}")
+    spark.stop()
+    keys = sorted(set.intersection(*(set(v) for v in per_seed.values())))
+    figures = {}
+    for k in keys:
+        x = np.array([per_seed[s][k] for s in args.seeds])
+        figures[k] = {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+                      "min": float(x.min()), "max": float(x.max()), "values": [float(a) for a in x]}
+    cost = figures.get("derived.noise_cost", {}).get("mean")
+    gain = figures.get("derived.cleaning_gain", {}).get("mean")
+    recovered = gain / cost if cost and cost > 0 else None
+    transfer = figures.get("derived.transfer_minus_scratch", {}).get("mean")
+    print({"transfer - scratch (mean)": transfer, "noise cost (mean)": cost, "cleaning gain (mean)": gain,
+           "recovered": recovered})
+    _results.write("heads_seeds", [figures], args.out, lakehouse=src, seeds=args.seeds,
+                   cleaning_recovered_share_of_noise_cost=recovered,
+                   goal_transfer_10_points=bool(transfer is not None and transfer >= 0.10),
+                   goal_cleaning_recovers_half=bool(recovered is not None and recovered >= 0.5))
+
+
+if __name__ == "__main__":
+    main()
