@@ -10,9 +10,10 @@ lakehouse:
 - Each seed runs the train_head stage as the pipeline does, under its own heads version
   (``seed-<n>``), with the lakehouse's configuration otherwise.
 - Figures: every overall ``head_evaluation`` figure (mean, sample standard deviation, min,
-  max), and two derived per seed, then averaged: transfer minus from-scratch top-1 on the
-  same held-out images, and the share of what the label noise costs that cleaning recovers,
-  ``(cleaned - noisy) / (true_labels - noisy)``.
+  max), and three derived per seed: transfer minus from-scratch top-1 on the same held-out
+  images, what the label noise costs (``true_labels - noisy``) and what cleaning gains
+  (``cleaned - noisy``). The share recovered is the mean gain over the mean cost (a ratio
+  of means: one seed's cost can be near 0).
 
 Goals on the mean (issue #15): ``goal_transfer_10_points`` (transfer beats from scratch by
 10 points of top-1), ``goal_cleaning_recovers_half``. Writes
