@@ -21,6 +21,13 @@ three label budgets, on a finished demo lakehouse:
   the same weights built for a larger input (``--larger``, default 192) give the early
   statistics at that size too.
 
+- ``--fine-tune SIZE``: idealo's two phases on the images themselves, at SIZE pixels (the
+  same weights rebuilt for it): the pipeline's aesthetics head (``training.heads``: two
+  dense layers, 10 bins, EMD loss) on the frozen backbone's pooled features for
+  ``--phase1-epochs`` (Adam 1e-3), then every layer for ``--phase2-epochs`` (Adam 3e-4),
+  batch 32, on each budget's images; Spearman of the predicted mean score on the same
+  held-out images. Slow on a CPU (about 15 minutes at 192 pixels on 2 cores).
+
 Writes benchmarks/results/aesthetics_features.json (``goal_spearman_0_8``: some feature
 set reaches 0.8 at the 400-label budget, the pipeline's default ``training.aesthetic_labels``).
 """
@@ -59,7 +66,6 @@ def features(cfg, contents, size: int, batch: int = 64) -> tuple[np.ndarray, np.
     built for a larger input (the demo scene model is fully convolutional up to its pooling)."""
     import keras
 
-    from vistarank.udfs.images import decode_rgb, to_model_input
     from vistarank.vision import models, scene_model
 
     rm = models.resolve(cfg)
@@ -73,14 +79,59 @@ def features(cfg, contents, size: int, batch: int = 64) -> tuple[np.ndarray, np.
     probe = keras.Model(model.inputs, [model.get_layer("pool").output] + [layer.output for layer in early])
     emb, stats = [], []
     for i in range(0, len(contents), batch):
-        x = np.stack([to_model_input(decode_rgb(c, max_pixels=cfg.ingest.max_pixels, draft_size=size).image, size)
-                      for c in contents[i:i + batch]])
+        x = model_inputs(cfg, contents[i:i + batch], size)
         out = probe.predict(x, verbose=0)
         emb.append(out[0])
         stats.append(np.concatenate([np.concatenate([a.mean(axis=(1, 2)), a.std(axis=(1, 2))], axis=1)
                                      for a in out[1:]], axis=1))
     print(f"early layers: {[layer.name for layer in early]}")
     return np.concatenate(emb), np.concatenate(stats)
+
+
+def model_inputs(cfg, contents, size: int) -> np.ndarray:
+    from vistarank.udfs.images import decode_rgb, to_model_input
+
+    return np.stack([to_model_input(decode_rgb(c, max_pixels=cfg.ingest.max_pixels, draft_size=size).image, size)
+                     for c in contents])
+
+
+def fine_tune(cfg, x: np.ndarray, y: np.ndarray, n_train: int, holdout: int, phase1: int, phase2: int,
+              seed: int = 0) -> dict:
+    """idealo's two phases on the first ``n_train`` images: the EMD head on the frozen
+    backbone, then every layer at a low learning rate; Spearman on the last ``holdout``."""
+    import keras
+    from scipy.stats import spearmanr
+
+    from vistarank.training import head_task as H
+    from vistarank.training import heads
+    from vistarank.vision import models, scene_model
+
+    keras.utils.set_random_seed(seed)
+    size = x.shape[1]
+    net = keras.models.load_model(models.resolve(cfg).path, compile=False, safe_mode=True)
+    if size != cfg.model.input_size:
+        resized = scene_model.build_model(net.output_shape[-1], size, cfg.scene_model.width, 0)
+        resized.set_weights(net.get_weights())
+        net = resized
+    backbone = keras.Model(net.inputs, net.get_layer("pool").output)
+    inp = keras.Input((size, size, 3))
+    feats = backbone(inp)
+    model = keras.Model(inp, heads.build_head(feats.shape[-1], H.BINS, "distribution", seed=seed)(feats))
+    dist = np.stack([H.score_distribution_np(s) for s in y[:n_train]])
+
+    def spearman() -> float:
+        pred = heads.mean_score(model.predict(x[-holdout:], batch_size=128, verbose=0))
+        return float(spearmanr(pred, y[-holdout:]).correlation)
+
+    t0 = time.perf_counter()
+    out = {}
+    for phase, epochs, lr, trainable in (("head", phase1, 1e-3, False), ("all", phase2, 3e-4, True)):
+        backbone.trainable = trainable
+        model.compile(keras.optimizers.Adam(lr), heads.emd_loss)
+        model.fit(x[:n_train], dist, batch_size=32, epochs=epochs, verbose=0)
+        out[f"spearman_after_{phase}"] = round(spearman(), 4)
+    print(f"fine-tuned at {size}px on {n_train} labels: {out} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    return {**out, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def probe(x: np.ndarray, y: np.ndarray, n_train: int, holdout: int) -> float:
@@ -100,6 +151,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--larger", type=int, nargs="*", default=[192],
                    help="also the early statistics of the same weights at these input sizes (demo scene model)")
+    p.add_argument("--fine-tune", type=int, nargs="*", default=[], metavar="SIZE",
+                   help="also fine-tune the backbone for aesthetics at these input sizes (idealo's two phases; slow)")
+    p.add_argument("--phase1-epochs", type=int, default=20)
+    p.add_argument("--phase2-epochs", type=int, default=40)
     p.add_argument("--out", default=os.path.join(HERE, "results", "aesthetics_features.json"))
     args = p.parse_args()
     from vistarank.config import load_config
@@ -123,11 +178,18 @@ def main() -> None:
     y = pdf["aesthetic"].to_numpy()
     rows = [{"features": name, "dims": int(x.shape[1]), "labels": n, "holdout": args.holdout,
              "spearman": round(probe(x, y, n, args.holdout), 4)} for name, x in sets.items() for n in BUDGETS]
+    for size in args.fine_tune:
+        x = model_inputs(cfg, list(pdf["content"]), size)
+        for n in BUDGETS:
+            ft = fine_tune(cfg, x, y, n, args.holdout, args.phase1_epochs, args.phase2_epochs)
+            rows.append({"features": f"fine-tuned@{size}px", "dims": None, "labels": n, "holdout": args.holdout,
+                         "spearman": ft["spearman_after_all"], **ft})
     for r in rows:
         print(r)
     best_400 = max(r["spearman"] for r in rows if r["labels"] == 400)
     _results.write("aesthetics_features", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
                    model_version=cfg.model.model_version, input_size=cfg.model.input_size, larger=args.larger,
+                   fine_tune=args.fine_tune, phase_epochs=[args.phase1_epochs, args.phase2_epochs],
                    feature_seconds=round(seconds, 1),
                    images=int(len(pdf)), goal_spearman_0_8=bool(best_400 >= 0.8))
 
