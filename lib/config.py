@@ -245,7 +245,7 @@ class TrainingConfig(_Versioned):
     labels_per_class: int = Field(40, ge=2)
     aesthetic_labels: int = Field(400, ge=10)
     label_noise: float = Field(0.15, ge=0, lt=1)
-    folds: int = Field(3, ge=2)
+    folds: int = Field(5, ge=2)
     clean_confidence: float = Field(0.7, gt=0.5, le=1)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)

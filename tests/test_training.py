@@ -216,6 +216,31 @@ def test_the_true_label_arm_undoes_the_noise_and_reweighs():
     assert list(lab["y"]) == [0, 2, 1, 1]  # the noisy budget itself is left as it was
 
 
+def test_cleaning_drops_confident_contradictions_and_reweighs():
+    import pandas as pd
+
+    from vistarank.training import workflow as W
+
+    k = len(W.CLASSES)
+    lab = pd.DataFrame({"image_id": list("abcde"), "x": [[0.0]] * 5, "y": [0, 0, 1, 1, 1],
+                        "noisy": [False, True, False, False, False], "weight": [1.0] * 5})
+    oof = np.full((5, k), 0.01, np.float32)
+    oof[0, 0] = 0.9   # agrees with its label
+    oof[1, 1] = 0.8   # a flipped label, contradicted with confidence: flagged
+    oof[2, 0] = 0.75  # a right label contradicted with confidence: flagged too (a false flag of class 1)
+    oof[3, 0], oof[3, 1] = 0.5, 0.45  # contradicted, but not with confidence 0.7: kept
+    oof[4, 1] = 0.95
+    clean, rep = W.drop_suspicious(lab, oof, 0.7)
+    assert list(clean["image_id"]) == ["a", "d", "e"]
+    assert rep["flagged"] == 2 and rep["flagged_and_noisy"] == 1
+    assert rep["precision"] == pytest.approx(0.5) and rep["recall"] == pytest.approx(1.0)
+    assert rep["flagged_clean_by_class"] == {W.CLASSES[1]: 1}
+    # re-weighted on what is left: class 0 (one label) weighs twice class 1 (two)
+    assert clean["weight"].iloc[0] == pytest.approx(2 * clean["weight"].iloc[1])
+    folds = W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5)
+    assert set(folds) == set(range(5)) and list(folds) == list(W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5))
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 

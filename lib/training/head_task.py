@@ -150,6 +150,8 @@ def evaluation_rows(report: dict) -> list[tuple]:
     c = report["cleaning"]
     for m in ("flagged", "flagged_and_noisy", "precision", "recall"):
         rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
+    for cls, n in c.get("flagged_clean_by_class", {}).items():  # right labels the cleaning dropped, per class
+        rows.append(("cleaning", "cleaned", "flagged_clean", cls, float(n), int(c["labels"])))
     a = report["aesthetics"]
     for m in ("emd", "spearman", "mae_score"):
         rows.append(("aesthetics", "emd_head", m, None, float(a[m]), int(a["n"])))

@@ -159,27 +159,40 @@ def true_labels(lab_pdf: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
-    """The labels out-of-fold predictions do not contradict with high confidence
-    (``training.folds`` folds, ``training.clean_confidence``), re-weighted; and the
-    cleaning's report (flagged, and how many of those were the injected noise)."""
-    tc = cfg.training
+def fold_of(image_ids: pd.Series, folds: int) -> np.ndarray:
+    """Each label's cleaning fold (0..folds-1), by a hash of its image id: stable across runs."""
+    return (pd.util.hash_pandas_object(image_ids, index=False).to_numpy() % folds).astype(int)
+
+
+def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float) -> tuple[pd.DataFrame, dict]:
+    """The labels the out-of-fold predictions ``oof`` do not contradict with high confidence
+    (:func:`head_task.suspicious`), re-weighted; and the cleaning's report (flagged, how many
+    of those were the injected noise, and the flagged clean labels per class)."""
     y = lab_pdf["y"].to_numpy()
-    fold = (pd.util.hash_pandas_object(lab_pdf["image_id"], index=False).to_numpy() % tc.folds).astype(int)
-    oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
-    for f in range(tc.folds):
-        path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
-        oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
-    flag = H.suspicious(oof, y, tc.clean_confidence)
-    noisy = lab_pdf["noisy"].to_numpy()
+    flag = H.suspicious(oof, y, confidence)
+    noisy = lab_pdf["noisy"].to_numpy().astype(bool)
     report = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
               "flagged_and_noisy": int((flag & noisy).sum()),
               "precision": float((flag & noisy).sum() / max(flag.sum(), 1)),
-              "recall": float((flag & noisy).sum() / max(noisy.sum(), 1))}
+              "recall": float((flag & noisy).sum() / max(noisy.sum(), 1)),
+              "flagged_clean_by_class": {CLASSES[c]: int(n) for c, n in
+                                         zip(*np.unique(y[flag & ~noisy], return_counts=True))}}
     clean_pdf = lab_pdf[~flag].copy()
     yc = clean_pdf["y"].to_numpy()
     clean_pdf["weight"] = H.class_weights(yc, len(CLASSES))[yc].astype(np.float32)
     return clean_pdf, report
+
+
+def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
+    """Out-of-fold predictions (``training.folds`` heads, each trained on the other folds),
+    then :func:`drop_suspicious` at ``training.clean_confidence``."""
+    tc = cfg.training
+    fold = fold_of(lab_pdf["image_id"], tc.folds)
+    oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
+    for f in range(tc.folds):
+        path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
+        oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
+    return drop_suspicious(lab_pdf, oof, tc.clean_confidence)
 
 
 def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataFrame,
