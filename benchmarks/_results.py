@@ -17,6 +17,19 @@ def write(name: str, results: list[dict], out: str, **extra) -> None:
     print("wrote", out)
 
 
+def head_figures(spark, cfg) -> dict[str, float]:
+    """The overall ``head_evaluation`` figures (no class) of the configured heads version
+    (``training.version``), keyed ``task.arm.metric``: a few dozen rows."""
+    from pyspark.sql import functions as F
+
+    from vistarank import io
+    from vistarank import tables as T
+
+    rows = (io.read(spark, cfg, T.HEAD_EVAL).where(F.col("model_version") == cfg.training.model_version)
+            .where(F.col("class").isNull()).collect())
+    return {f"{r['task']}.{r['arm']}.{r['metric']}": float(r["value"]) for r in rows}
+
+
 def local_spark(root: str, driver_memory: str, extra: dict | None = None):
     """A local[2] session with the embedded default's settings (Delta), its status API on
     (the benchmarks read stage metrics from it) and ``extra`` settings."""

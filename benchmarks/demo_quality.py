@@ -171,22 +171,18 @@ def aesthetics_ceiling(spark, cfg) -> dict:
 
 
 def heads(spark, cfg) -> dict:
-    from pyspark.sql import functions as F
-
     from vistarank import io
     from vistarank import tables as T
     from vistarank.training import workflow as W
 
-    rows = (io.read(spark, cfg, T.HEAD_EVAL).where(F.col("model_version") == cfg.training.model_version)
-            .where(F.col("class").isNull()).collect())  # a few dozen rows
-    v = {(r["task"], r["arm"], r["metric"]): r["value"] for r in rows}
+    v = _results.head_figures(spark, cfg)
     gal = W.gallery_report(io.read(spark, cfg, T.SALE_GALLERY), io.read(spark, cfg, T.IMAGE_SOURCES),
                            io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True))
-    top1 = {arm: v.get(("areas", arm, "top1")) for arm in ("noisy", "cleaned", "transfer_head", "fine_tuned",
-                                                            "from_scratch")}
-    return {"aesthetics_spearman": v.get(("aesthetics", "emd_head", "spearman")),
+    top1 = {arm: v.get(f"areas.{arm}.top1") for arm in ("noisy", "cleaned", "transfer_head", "fine_tuned",
+                                                         "from_scratch")}
+    return {"aesthetics_spearman": v.get("aesthetics.emd_head.spearman"),
             "aesthetics_ceiling": aesthetics_ceiling(spark, cfg),
-            "aesthetics_emd": v.get(("aesthetics", "emd_head", "emd")), "gallery": gal, "areas_top1": top1,
+            "aesthetics_emd": v.get("aesthetics.emd_head.emd"), "gallery": gal, "areas_top1": top1,
             "transfer_minus_scratch": (top1["transfer_head"] - top1["from_scratch"]
                                        if top1["transfer_head"] is not None and top1["from_scratch"] is not None
                                        else None),

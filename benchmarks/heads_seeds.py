@@ -34,17 +34,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def one_seed(spark, cfg) -> dict:
-    from pyspark.sql import functions as F
-
-    from vistarank import io
-    from vistarank import tables as T
     from vistarank.jobs import train_head
 
     t0 = time.perf_counter()
     train_head.run(spark, cfg)
-    rows = (io.read(spark, cfg, T.HEAD_EVAL).where(F.col("model_version") == cfg.training.model_version)
-            .where(F.col("class").isNull()).collect())  # a few dozen rows
-    v = {f"{r['task']}.{r['arm']}.{r['metric']}": float(r["value"]) for r in rows}
+    v = _results.head_figures(spark, cfg)
     top1 = {arm: v.get(f"areas.{arm}.top1") for arm in ("noisy", "true_labels", "cleaned", "transfer_head",
                                                         "from_scratch")}
     if top1["transfer_head"] is not None and top1["from_scratch"] is not None:
