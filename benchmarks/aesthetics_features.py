@@ -60,20 +60,27 @@ def sample(spark, cfg, n: int, seed: int):
             .join(hidden, "image_id").orderBy(F.xxhash64("image_id", F.lit(seed))).limit(n).toPandas())
 
 
-def features(cfg, contents, size: int, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(embedding, early statistics) per image, from one forward pass of the scene model at
-    ``size`` x ``size`` pixels: its own input size, or the same weights in the same network
-    built for a larger input (the demo scene model is fully convolutional up to its pooling)."""
+def scene_net(cfg, size: int):
+    """The configured scene model, or the same weights in the same network built for
+    ``size`` x ``size`` inputs (the demo scene model is fully convolutional up to its pooling)."""
     import keras
 
     from vistarank.vision import models, scene_model
 
-    rm = models.resolve(cfg)
-    model = keras.models.load_model(rm.path, compile=False, safe_mode=True)
+    model = keras.models.load_model(models.resolve(cfg).path, compile=False, safe_mode=True)
     if size != cfg.model.input_size:
         resized = scene_model.build_model(model.output_shape[-1], size, cfg.scene_model.width, 0)
         resized.set_weights(model.get_weights())
         model = resized
+    return model
+
+
+def features(cfg, contents, size: int, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(embedding, early statistics) per image, from one forward pass of the scene model at
+    ``size`` x ``size`` pixels (:func:`scene_net`)."""
+    import keras
+
+    model = scene_net(cfg, size)
     relus = [layer for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
     early = [relus[0]] + [layer for layer in relus if layer.name.startswith("block_")]
     probe = keras.Model(model.inputs, [model.get_layer("pool").output] + [layer.output for layer in early])
@@ -104,15 +111,10 @@ def fine_tune(cfg, x: np.ndarray, y: np.ndarray, n_train: int, holdout: int, pha
 
     from vistarank.training import head_task as H
     from vistarank.training import heads
-    from vistarank.vision import models, scene_model
 
     keras.utils.set_random_seed(seed)
     size = x.shape[1]
-    net = keras.models.load_model(models.resolve(cfg).path, compile=False, safe_mode=True)
-    if size != cfg.model.input_size:
-        resized = scene_model.build_model(net.output_shape[-1], size, cfg.scene_model.width, 0)
-        resized.set_weights(net.get_weights())
-        net = resized
+    net = scene_net(cfg, size)
     backbone = keras.Model(net.inputs, net.get_layer("pool").output)
     inp = keras.Input((size, size, 3))
     feats = backbone(inp)

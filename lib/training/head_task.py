@@ -150,7 +150,7 @@ def evaluation_rows(report: dict) -> list[tuple]:
     c = report["cleaning"]
     for m in ("flagged", "flagged_and_noisy", "precision", "recall"):
         rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
-    for cls, n in c.get("flagged_clean_by_class", {}).items():  # right labels the cleaning dropped, per class
+    for cls, n in c.get("flagged_clean_by_class", {}).items():  # dropped labels the injected noise had not flipped
         rows.append(("cleaning", "cleaned", "flagged_clean", cls, float(n), int(c["labels"])))
     a = report["aesthetics"]
     for m in ("emd", "spearman", "mae_score"):

@@ -135,6 +135,11 @@ def area_data(emb: DataFrame, truth: DataFrame) -> DataFrame:
     return data.withColumn("y", (F.array_position(classes, F.col("area")) - 1).cast("long"))
 
 
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Each label's balanced class weight over :data:`CLASSES` (:func:`head_task.class_weights`)."""
+    return H.class_weights(y, len(CLASSES))[y].astype(np.float32)
+
+
 def area_labels(data: DataFrame, tc) -> Labels:
     """``training.labels_per_class`` labels per class, ``training.label_noise`` of them
     flipped (seeded), class-weighted; and the held-out images (the others)."""
@@ -143,8 +148,7 @@ def area_labels(data: DataFrame, tc) -> Labels:
     held = (data.join(lab.select("image_id"), "image_id", "left_anti")
             .orderBy(F.xxhash64("image_id", F.lit(tc.seed + 7))).limit(tc.eval_max_rows)
             .select("image_id", "x", "y", "aesthetic").toPandas())  # bounded by training.eval_max_rows
-    y = lab_pdf["y"].to_numpy()
-    lab_pdf["weight"] = H.class_weights(y, len(CLASSES))[y].astype(np.float32)
+    lab_pdf["weight"] = balanced_weights(lab_pdf["y"].to_numpy())
     return Labels(lab_pdf, held)
 
 
@@ -154,8 +158,7 @@ def true_labels(lab_pdf: pd.DataFrame) -> pd.DataFrame:
     out = lab_pdf.copy()
     out["y"] = out["true_y"].to_numpy()
     out["noisy"] = False
-    y = out["y"].to_numpy()
-    out["weight"] = H.class_weights(y, len(CLASSES))[y].astype(np.float32)
+    out["weight"] = balanced_weights(out["y"].to_numpy())
     return out
 
 
@@ -178,8 +181,7 @@ def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float) -
               "flagged_clean_by_class": {CLASSES[c]: int(n) for c, n in
                                          zip(*np.unique(y[flag & ~noisy], return_counts=True))}}
     clean_pdf = lab_pdf[~flag].copy()
-    yc = clean_pdf["y"].to_numpy()
-    clean_pdf["weight"] = H.class_weights(yc, len(CLASSES))[yc].astype(np.float32)
+    clean_pdf["weight"] = balanced_weights(clean_pdf["y"].to_numpy())
     return clean_pdf, report
 
 
