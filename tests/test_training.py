@@ -80,6 +80,28 @@ def test_a_rerun_on_the_same_rows_gives_the_same_weights(spark, tmp_path):
     assert one[0]["digest"] == two[0]["digest"] and one[0]["losses"] == two[0]["losses"]
 
 
+def test_fine_tuning_on_images_reruns_to_the_same_weights(spark, labelled, tmp_path):
+    """The image networks (two phases, random crop, flip and rotation on 2 workers) rerun to
+    the same weights and losses: the seeded augmentation draws reach the same batches."""
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.training import workflow as W
+
+    img = (io.read(spark, labelled, T.IMAGES).select("image_id", "content").orderBy("image_id").limit(64)
+           .withColumn("y", (F.abs(F.hash("image_id")) % 9).cast("long"))
+           .withColumn("weight", F.lit(1.0).cast("float")))
+    data = write_snapshot(img, str(tmp_path / "data"), 4, ("content", "y", "weight"))
+    runs = []
+    for i in range(2):
+        spec = W.fine_tune_spec(labelled, data, str(tmp_path / f"run{i}" / "net.keras"), from_scratch=False)
+        assert spec["augment"]["crop"] > 0 and spec["augment"]["rotation"] > 0
+        for phase in spec["phases"]:
+            phase["epochs"] = 2
+        runs.append(launch(spark, spec, 2))
+    assert runs[0][0]["losses"] == runs[1][0]["losses"] and len(runs[0][0]["losses"]) == 4
+    assert runs[0][0]["digest"] == runs[1][0]["digest"]
+
+
 def test_a_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
     df, _, _ = _blobs(spark, n=200)
     data = write_snapshot(df, str(tmp_path / "data"), 2)

@@ -369,7 +369,10 @@ def train_rank(spec: dict, rank: int, n: int, peers: list[str], steps: int) -> d
                 xb = tf.cast(xb, tf.float32)
                 return prep(aug(xb, training=True) if aug is not None else xb), yb, wb
 
-            ds = ds.map(to_input, num_parallel_calls=tf.data.AUTOTUNE)
+            # Mapped in order: the augmentation layers draw from seeded, stateful generators,
+            # and a parallel map hands the draws to the batches in a varying order (a rerun
+            # then trains on other crops). prefetch still overlaps it with the steps.
+            ds = ds.map(to_input)
         ds = ds.prefetch(tf.data.AUTOTUNE)
         for _ in range(phase["epochs"]):
             total = 0.0
