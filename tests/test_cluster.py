@@ -149,6 +149,9 @@ def _submit(stage: str, args: list[str], cluster: Cluster, extra_conf: list[str]
                "--conf spark.scheduler.minRegisteredResourcesRatio=1.0",
                "--conf spark.scheduler.maxRegisteredResourcesWaitingTime=180s",
                "--conf spark.sql.shuffle.partitions=4",
+               # Delta rebuilds a table's state in this many tasks (50 by default: for large
+               # logs); the tiny tables here want as few as the embedded session uses
+               "--conf spark.databricks.delta.snapshotPartitions=2",
                "--conf spark.default.parallelism=2"] + extra_conf)}
     if os.environ.get("JAVA_HOME"):
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]

@@ -143,7 +143,8 @@ def test_spark_submit_runs_one_stage_locally(spark, tmp_path):
             "--set", f"lakehouse.root={root}"]
     for s in small:
         args += ["--set", s]
-    env = dict(os.environ, VENV=os.path.dirname(os.path.dirname(sys.executable)), SPARK_MASTER="local[1]")
+    env = dict(os.environ, VENV=os.path.dirname(os.path.dirname(sys.executable)), SPARK_MASTER="local[1]",
+               SPARK_SUBMIT_ARGS="--conf spark.databricks.delta.snapshotPartitions=2")  # tiny tables (as embedded)
     p = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "generate_world" in p.stdout and "sales" in p.stdout
