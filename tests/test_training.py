@@ -100,6 +100,7 @@ def test_fine_tuning_on_images_reruns_to_the_same_weights(spark, labelled, tmp_p
         runs.append(launch(spark, spec, 2))
     assert runs[0][0]["losses"] == runs[1][0]["losses"] and len(runs[0][0]["losses"]) == 4
     assert runs[0][0]["digest"] == runs[1][0]["digest"]
+    assert runs[0][0]["digest"] == pytest.approx(runs[0][1]["digest"], rel=1e-9)  # the two ranks agree
 
 
 def test_a_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
