@@ -30,6 +30,13 @@ def head_figures(spark, cfg) -> dict[str, float]:
     return {f"{r['task']}.{r['arm']}.{r['metric']}": float(r["value"]) for r in rows}
 
 
+def transfer_minus_scratch(figures: dict[str, float]) -> float | None:
+    """Top-1 of the frozen-feature head minus the same network's from scratch, on the same
+    held-out images (:func:`head_figures`); None when either figure is missing."""
+    transfer, scratch = figures.get("areas.transfer_head.top1"), figures.get("areas.from_scratch.top1")
+    return None if transfer is None or scratch is None else transfer - scratch
+
+
 def local_spark(root: str, driver_memory: str, extra: dict | None = None):
     """A local[2] session with the embedded default's settings (Delta), its status API on
     (the benchmarks read stage metrics from it) and ``extra`` settings."""

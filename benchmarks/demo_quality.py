@@ -183,9 +183,7 @@ def heads(spark, cfg) -> dict:
     return {"aesthetics_spearman": v.get("aesthetics.emd_head.spearman"),
             "aesthetics_ceiling": aesthetics_ceiling(spark, cfg),
             "aesthetics_emd": v.get("aesthetics.emd_head.emd"), "gallery": gal, "areas_top1": top1,
-            "transfer_minus_scratch": (top1["transfer_head"] - top1["from_scratch"]
-                                       if top1["transfer_head"] is not None and top1["from_scratch"] is not None
-                                       else None),
+            "transfer_minus_scratch": _results.transfer_minus_scratch(v),
             "labels_per_class": cfg.training.labels_per_class, "aesthetic_labels": cfg.training.aesthetic_labels,
             "seeds": 1}
 

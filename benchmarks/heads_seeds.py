@@ -39,10 +39,10 @@ def one_seed(spark, cfg) -> dict:
     t0 = time.perf_counter()
     train_head.run(spark, cfg)
     v = _results.head_figures(spark, cfg)
-    top1 = {arm: v.get(f"areas.{arm}.top1") for arm in ("noisy", "true_labels", "cleaned", "transfer_head",
-                                                        "from_scratch")}
-    if top1["transfer_head"] is not None and top1["from_scratch"] is not None:
-        v["derived.transfer_minus_scratch"] = top1["transfer_head"] - top1["from_scratch"]
+    top1 = {arm: v.get(f"areas.{arm}.top1") for arm in ("noisy", "true_labels", "cleaned")}
+    transfer = _results.transfer_minus_scratch(v)
+    if transfer is not None:
+        v["derived.transfer_minus_scratch"] = transfer
     if None not in (top1["noisy"], top1["true_labels"], top1["cleaned"]):
         cost = top1["true_labels"] - top1["noisy"]
         v["derived.noise_cost"] = cost
