@@ -53,7 +53,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     heads_version = json.loads(heads)["model_version"] if heads else None
     if heads:
         log.info("applying heads %s in the same pass", heads_version)
-    udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads)  # once per job
+    udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads,
+                         threads=lc.decode_threads, precision=lc.precision)  # once per job
     images = io.read(spark, cfg, T.IMAGES).select("image_id", "content", "ingest_date")
     for i, plan in enumerate(chunks):
         t0 = time.perf_counter()

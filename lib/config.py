@@ -146,6 +146,8 @@ class SceneModelConfig(_Section):
 class LabelConfig(_Section):
     top_k: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)
+    decode_threads: int = Field(2, ge=1)
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     full_probabilities: bool = False
     chunk_images: int = Field(20000, ge=1)
     min_partitions: int = Field(0, ge=0)

@@ -72,7 +72,8 @@ class Cluster:
         self.procs.append(p)
         return p
 
-    def start(self, workers: int = 2, cores: int = 1, memory: str = "4g", timeout: float = 120) -> "Cluster":
+    def start(self, workers: int = 2, cores: int = 1, memory: str = "4g", timeout: float = 120,
+              worker_env: dict[str, str] | None = None) -> "Cluster":
         port, web = free_port(), free_port()
         self.master_url, self.web_url = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web}"
         home = os.path.join(self.root, "home")
@@ -84,7 +85,7 @@ class Cluster:
             self._start(f"worker{i}", ["org.apache.spark.deploy.worker.Worker", self.master_url, "--host", "127.0.0.1",
                                        "--cores", str(cores), "--memory", memory, "--work-dir", wdir,
                                        "--webui-port", str(free_port())],
-                        scrubbed_env(self.spark_home, home))
+                        scrubbed_env(self.spark_home, home, **(worker_env or {})))
         deadline = time.time() + timeout
         while time.time() < deadline:
             state = self.state()

@@ -43,6 +43,24 @@ def task_report(_: Iterable) -> Iterator[str]:
     yield json.dumps(rep)
 
 
+def gpu_report(_: Iterable) -> Iterator[str]:
+    """One report per task on a GPU executor: the GPU addresses Spark gave the task, and what
+    the Keras backend sees once the labelling UDF's set-up has run in this worker."""
+    from pyspark import TaskContext
+
+    from vistarank.udfs.model_cache import accelerators, configure_backend
+
+    ctx = TaskContext.get()
+    res = ctx.resources() if ctx else {}
+    configure_backend()
+    import keras
+
+    yield json.dumps({"pid": os.getpid(), "partition": ctx.partitionId() if ctx else None,
+                      "task_gpus": list(res["gpu"].addresses) if "gpu" in res else [],
+                      "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                      "backend": keras.backend.backend(), "accelerators": accelerators()})
+
+
 def forbidden_hits(report: dict, forbidden: list[str]) -> list[str]:
     """Each place in ``report`` that lies under a forbidden path, as ``"field: path"``."""
     roots = [os.path.realpath(f).rstrip("/") + "/" for f in forbidden]

@@ -53,13 +53,14 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_size: int, full: bool,
-                  threads: int = 2, heads_json: Optional[str] = None) -> Iterator[pd.DataFrame]:
+                  threads: int = 2, heads_json: Optional[str] = None,
+                  precision: str = "float32") -> Iterator[pd.DataFrame]:
     """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too).
     With ``heads_json`` (a registered heads manifest) the area and aesthetics heads run on
     the embeddings in the same pass; else their columns are null."""
     from vistarank.udfs.model_cache import get_scorer
 
-    scorer = get_scorer(model_json)
+    scorer = get_scorer(model_json, precision)
     heads = None
     if heads_json:
         from vistarank.udfs.heads import load_heads
@@ -98,12 +99,13 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
             yield pd.DataFrame(out, columns=_COLUMNS)
 
 
-def make_label_udf(model_json: str, k: int, batch_size: int, full: bool, heads_json: Optional[str] = None):
+def make_label_udf(model_json: str, k: int, batch_size: int, full: bool, heads_json: Optional[str] = None,
+                   threads: int = 2, precision: str = "float32"):
     """An iterator pandas UDF over the ``content`` column (build once per job)."""
 
     @pandas_udf(LABEL_UDF_SCHEMA)
     def label_images(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        yield from score_batches(contents, model_json, k, batch_size, full, heads_json=heads_json)
+        yield from score_batches(contents, model_json, k, batch_size, full, threads, heads_json, precision)
 
     # Nondeterministic so the optimizer never copies it: otherwise a filter on its output
     # (undecodable images) and the projection each evaluate it, scoring every image twice.

@@ -166,7 +166,8 @@ def head_outputs(scored_df: DataFrame, heads_version: str) -> tuple[DataFrame, D
 def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> DataFrame:
     """images(image_id, content) to image_labels rows for model ``rm``."""
     lc = cfg.label
-    udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities)
+    udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities,
+                                      threads=lc.decode_threads, precision=lc.precision)
     return to_labels(scored(images, cfg, udf), rm)
 
 

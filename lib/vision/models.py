@@ -148,17 +148,41 @@ def load_keras(rm: ResolvedModel, n_labels: int):
     raise ValueError(f"load_keras does not handle source {rm.source!r}")
 
 
+def with_precision(model: Any, precision: str):
+    """``model`` computing under a Keras dtype policy (``mixed_bfloat16``: 16-bit activations
+    and matrix products, float32 weights); float32 returns it unchanged. A loaded model keeps
+    the policy it was saved with, so each layer is rebuilt from its config under the new one."""
+    if precision == "float32":
+        return model
+    import keras
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": precision})
+
+    out = keras.models.clone_model(model, clone_function=clone)
+    out.set_weights(model.get_weights())
+    return out
+
+
+def _tensorflow_for(what: str):
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise RuntimeError(f"{what} needs TensorFlow, which is not installed here; Keras model files "
+                           "also run on Keras's JAX or PyTorch backend (KERAS_BACKEND)") from exc
+    return tf
+
+
 class Scorer:
     """A loaded model that maps a float RGB batch (N, S, S, 3; 0..255) to
     (probabilities (N, C), embeddings (N, D))."""
 
-    def __init__(self, rm: ResolvedModel) -> None:
-        import tensorflow as tf
-
+    def __init__(self, rm: ResolvedModel, precision: str = "float32") -> None:
         with open(rm.labels_path) as fh:
             self.labels = parse_labels(fh.read())
         self.rm = rm
         if rm.source == "savedmodel":
+            tf = _tensorflow_for("a SavedModel (model.source: savedmodel)")
             loaded = tf.saved_model.load(rm.path)
             fn = loaded.signatures["serving_default"]
             out_keys = sorted(fn.structured_outputs)
@@ -174,9 +198,25 @@ class Scorer:
         else:
             import keras
 
-            model = load_keras(rm, len(self.labels))
+            model = with_precision(load_keras(rm, len(self.labels)), precision)
             self.model = keras.Model(model.inputs, [model.outputs[0], features_output(model, rm.embedding_layer)])
-            self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            elif keras.backend.backend() == "torch":
+                import torch
+
+                def call(x):
+                    # inference mode: no autograd bookkeeping; a direct call, not
+                    # predict_on_batch, whose data adapter adds per-batch work
+                    with torch.inference_mode():
+                        out = self.model(x, training=False)
+                    return [keras.ops.convert_to_numpy(o) for o in out]
+                self._call = call
+            else:
+                # Keras 3 on JAX: Keras builds its own predict step, jit-compiled by XLA
+                self._call = self.model.predict_on_batch
         n_out = int(self.predict(np.zeros((1, rm.input_size, rm.input_size, 3), np.float32))[0].shape[1])
         if n_out != len(self.labels):
             raise ValueError(f"model {rm.model_version} has {n_out} outputs but {rm.labels_path} "
@@ -185,4 +225,4 @@ class Scorer:
     def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = preprocess(batch.astype(np.float32, copy=False), self.rm.preprocessing)
         probs, emb = self._call(x)
-        return np.asarray(probs), np.asarray(emb)
+        return np.asarray(probs, dtype=np.float32), np.asarray(emb, dtype=np.float32)
