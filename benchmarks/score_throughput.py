@@ -15,7 +15,7 @@ something. Writes JSON to benchmarks/results/score_throughput.json.
     python benchmarks/score_throughput.py                       # scene model and MobileNetV2, 4000 images
     python benchmarks/score_throughput.py --n 500 --models scene
 
-On a GPU machine (docs/operations.md, "Labelling on GPUs"): ``--gpu`` runs arms c and d on a
+On a GPU machine (docs/operations.md, "GPU executors (label_images)"): ``--gpu`` runs arms c and d on a
 Spark standalone cluster on 127.0.0.1 (a Master and one Worker, each its own JVM) whose
 Worker offers the GPU as a resource (scripts/gpu_discovery.sh), with ``--tasks-per-gpu``
 tasks sharing it and the executor's cores split between them::

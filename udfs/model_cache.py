@@ -11,7 +11,7 @@ the task's GPU comes from ``TaskContext.resources()["gpu"]`` (as ``CUDA_VISIBLE_
 set before the backend starts) and the backend takes GPU memory as it needs it, so several
 tasks (``spark.task.resource.gpu.amount`` below 1) can share a GPU. Keras's backend is
 TensorFlow unless ``KERAS_BACKEND`` names ``jax`` or ``torch``: the same model files run
-on all three (docs/operations.md, "Labelling on GPUs").
+on all three (docs/operations.md, "GPU executors (label_images)").
 """
 from __future__ import annotations
 
