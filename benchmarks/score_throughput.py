@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pandas as pd  # module level: pandas_udf resolves the string annotations here
@@ -74,16 +74,20 @@ class GpuSampler:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        if self._nvml and self.util:
-            EXTRA["gpu_util_mean"] = round(sum(self.util) / len(self.util), 1)
-            EXTRA["gpu_mem_max_mib"] = round(self.mem / 2**20)
+        if self._nvml:
+            self._thread.join()
+
+    def util_mean(self):
+        return round(sum(self.util) / len(self.util), 1) if self.util else None
+
+    def stats(self) -> dict:
+        """``gpu_util_mean`` and ``gpu_mem_max_mib``; empty without samples."""
+        return {"gpu_util_mean": self.util_mean(), "gpu_mem_max_mib": round(self.mem / 2**20)} if self.util else {}
 
 
 # ----------------------------------------------------------------------------- set-up
 def make_models(workdir: str, size: int, names: list[str]) -> dict[str, tuple[str, int]]:
     """Model directories and their input sizes."""
-    import shutil
-
     import keras
 
     from vistarank.vision.scene_model import build_model
@@ -192,7 +196,7 @@ def arm_a(workdir, model_dir, size, n):
         scorer = get_scorer(rm.to_json(), precision)
         scorer.predict(x[:bs])  # trace once
         preds = []
-        with GpuSampler():
+        with GpuSampler() as gpu:
             t0 = time.perf_counter()
             for i in range(0, len(x), bs):
                 batch = x[i:i + bs]
@@ -201,8 +205,10 @@ def arm_a(workdir, model_dir, size, n):
                 preds.append(scorer.predict(batch)[0].argmax(axis=1))
             seconds = time.perf_counter() - t0
         top1[precision] = np.concatenate(preds)[:len(x)]
+        if gpu.util:
+            EXTRA["gpu_mem_max_mib"] = gpu.stats()["gpu_mem_max_mib"]
         EXTRA.setdefault("precisions", {})[precision] = {
-            "images_per_s": round(len(x) / seconds, 1), "gpu_util_mean": EXTRA.pop("gpu_util_mean", None),
+            "images_per_s": round(len(x) / seconds, 1), "gpu_util_mean": gpu.util_mean(),
             "top1_agreement_with_float32": round(float((top1[precision] == top1["float32"]).mean()), 4)
             if "float32" in top1 else None}
         first = first or (len(x), seconds)
@@ -218,11 +224,13 @@ def arm_b(workdir, model_dir, size, n):
     get_scorer(rm.to_json(), OPTS["precision"])  # loaded before timing, as in arm a
     data = all_bytes(os.path.join(workdir, "images"))
     batches = [pd.Series(data[i:i + 1024]) for i in range(0, len(data), 1024)]
-    with GpuSampler():
+    with GpuSampler() as gpu:
         t0 = time.perf_counter()
         rows = sum(len(df) for df in score_batches(iter(batches), rm.to_json(), 5, OPTS["batch"], False,
                                                    OPTS["decode_threads"], precision=OPTS["precision"]))
-        return rows, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+    EXTRA.update(gpu.stats())
+    return rows, seconds
 
 
 def _spark_images(workdir, model_dir, size, name):
@@ -239,20 +247,20 @@ def arm_c(workdir, model_dir, size, n):
     from vistarank.jobs import label_images
 
     spark, cfg = _spark_images(workdir, model_dir, size, "c")
-    with GpuSampler():
+    with GpuSampler() as cold:
         t0 = time.perf_counter()
         res = label_images.run(spark, cfg)
         seconds = time.perf_counter() - t0
     # the same job again for a second model version: Python workers (and the backend) are
     # warm, the model is loaded anew; this is the rate a long job settles at
     warm_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"version": "warm"})})
-    cold_util = EXTRA.pop("gpu_util_mean", None)
-    with GpuSampler():
+    with GpuSampler() as warm_gpu:
         t1 = time.perf_counter()
         warm = label_images.run(spark, warm_cfg).outputs["image_labels"]
         EXTRA["warm_images_per_s"] = round(warm / (time.perf_counter() - t1), 1)
-    if cold_util is not None:
-        EXTRA["warm_gpu_util_mean"], EXTRA["gpu_util_mean"] = EXTRA.pop("gpu_util_mean", None), cold_util
+    EXTRA.update(cold.stats())
+    if warm_gpu.util:  # its memory peak replaces the cold run's, as in the recorded results
+        EXTRA.update(gpu_mem_max_mib=warm_gpu.stats()["gpu_mem_max_mib"], warm_gpu_util_mean=warm_gpu.util_mean())
     return res.outputs["image_labels"], seconds
 
 
@@ -287,13 +295,15 @@ def arm_d(workdir, model_dir, size, n):
     predict = predict_batch_udf(make_predict_fn, return_type=ArrayType(FloatType()), batch_size=OPTS["batch"],
                                 input_tensor_shapes=[[size, size, 3]])
     images = io.read(spark, cfg, T.IMAGES).select("image_id", "content").repartition(OPTS["ingest_partitions"])
-    with GpuSampler():
+    with GpuSampler() as gpu:
         t0 = time.perf_counter()
         out = images.select("image_id", predict(decode("content")).alias("probabilities"))
         target = os.path.join(cfg.lakehouse.root, "predict_batch_udf")
         out.write.format("delta").mode("overwrite").save(target)
         rows = spark.read.format("delta").load(target).count()
-        return rows, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+    EXTRA.update(gpu.stats())
+    return rows, seconds
 
 
 EXTRA: dict = {}
@@ -331,23 +341,13 @@ def start_cluster(workdir: str, gpu: bool, tasks_per_gpu: int, discovery: str):
     """A standalone Master and one Worker with every core (and the GPU), and the settings
     that put --tasks-per-gpu tasks on it, each with its share of the cores."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from standalone import SAFE_PATH, Cluster, spark_home_copy
+    from standalone import Cluster, executor_python_conf, gpu_worker_env, spark_home_copy
 
     cores = os.cpu_count() or 1
-    worker_opts = {}
+    worker_opts = gpu_worker_env(discovery) if gpu else {}
     conf = {"spark.executor.cores": str(cores), "spark.executor.memory": "16g",
-            "spark.pyspark.python": sys.executable,
-            "spark.executorEnv.KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
-            "spark.executorEnv.PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-            "spark.databricks.delta.snapshotPartitions": "2"}
-    for key in ("PYTORCH_CUDA_ALLOC_CONF", "XLA_PYTHON_CLIENT_PREALLOCATE"):  # the backends' GPU memory settings
-        if key in os.environ:
-            conf[f"spark.executorEnv.{key}"] = os.environ[key]
+            "spark.databricks.delta.snapshotPartitions": "2", **executor_python_conf()}
     if gpu:
-        smi = shutil.which("nvidia-smi")
-        worker_opts["PATH"] = SAFE_PATH + (os.pathsep + os.path.dirname(smi) if smi else "")
-        worker_opts["SPARK_WORKER_OPTS"] = (f"-Dspark.worker.resource.gpu.amount=1 "
-                                            f"-Dspark.worker.resource.gpu.discoveryScript={discovery}")
         conf.update({"spark.executor.resource.gpu.amount": "1",
                      "spark.task.resource.gpu.amount": str(round(1 / tasks_per_gpu, 4)),
                      "spark.task.cpus": str(max(1, cores // tasks_per_gpu))})

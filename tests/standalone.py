@@ -52,6 +52,31 @@ def scrubbed_env(spark_home: str, home: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def gpu_worker_env(discovery: str) -> dict[str, str]:
+    """A Worker's extra environment to offer its NVIDIA GPUs as the Spark resource ``gpu``: the
+    discovery script, and nvidia-smi's folder on the scrubbed PATH (some machines keep it
+    outside, in /usr/local/nvidia/bin)."""
+    smi = shutil.which("nvidia-smi")
+    return {"PATH": SAFE_PATH + (os.pathsep + os.path.dirname(smi) if smi else ""),
+            "SPARK_WORKER_OPTS": ("-Dspark.worker.resource.gpu.amount=1 "
+                                  f"-Dspark.worker.resource.gpu.discoveryScript={discovery}")}
+
+
+def executor_python_conf() -> dict[str, str]:
+    """Settings that give executors this interpreter, this PYTHONPATH and this Keras backend
+    (and the backends' GPU memory settings, where set): the daemons' scrubbed environment
+    passes none of them on."""
+    import sys
+
+    conf = {"spark.pyspark.python": sys.executable,
+            "spark.executorEnv.PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "spark.executorEnv.KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+    for key in ("PYTORCH_CUDA_ALLOC_CONF", "XLA_PYTHON_CLIENT_PREALLOCATE"):
+        if key in os.environ:
+            conf[f"spark.executorEnv.{key}"] = os.environ[key]
+    return conf
+
+
 @dataclass
 class Cluster:
     root: str

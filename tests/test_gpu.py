@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import make_cfg
-from standalone import SAFE_PATH, Cluster, spark_home_copy
+from standalone import Cluster, executor_python_conf, gpu_worker_env, spark_home_copy
 
 pytestmark = pytest.mark.gpu
 
@@ -44,10 +44,7 @@ def gpu_cluster(tmp_path_factory):
         pytest.skip("no NVIDIA GPU here (scripts/gpu_discovery.sh found none)")
     root = tmp_path_factory.mktemp("gpu_cluster")
     cluster = Cluster(str(root), spark_home_copy(str(root / "spark_home")))
-    cluster.start(workers=1, cores=4, memory="8g", worker_env={
-        "PATH": SAFE_PATH + os.pathsep + os.path.dirname(shutil.which("nvidia-smi")),
-        "SPARK_WORKER_OPTS": ("-Dspark.worker.resource.gpu.amount=1 "
-                              f"-Dspark.worker.resource.gpu.discoveryScript={DISCOVERY}")})
+    cluster.start(workers=1, cores=4, memory="8g", worker_env=gpu_worker_env(DISCOVERY))
     yield cluster, gpus
     cluster.stop()
 
@@ -100,9 +97,7 @@ def test_labelling_takes_its_gpu_from_the_task_and_matches_the_cpu(gpu_cluster, 
                    "label.decode_threads=2", "ingest.partitions=4")
     conf = {"spark.executor.cores": "4", "spark.executor.memory": "4g", "spark.task.cpus": "2",
             "spark.executor.resource.gpu.amount": "1", "spark.task.resource.gpu.amount": "0.5",
-            "spark.pyspark.python": sys.executable,
-            "spark.executorEnv.PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-            "spark.executorEnv.KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+            **executor_python_conf()}
     cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"master": cluster.master_url,
                                                                        "extra_conf": conf})})
     active = SparkSession.getActiveSession()

@@ -12,10 +12,10 @@ if [ ! -f $S/.done ]; then
   tar xJf /tmp/stage/jars.tar.xz -C $S/pyspark
   python3 $B/rezip.py $S/pyspark && rm -rf $S/pyspark/jars_x
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target $S $B/whl/*.whl
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target $S . 2>&1 | tail -3
   touch $S/.done
 fi
 mkdir -p .cache/jars && cp $S/pyspark/jars/io.delta_* .cache/jars/
 export JAVA_HOME=/tmp/vr/jre PATH=/tmp/vr/jre/bin:$PATH PYTHONPATH=$S KERAS_BACKEND=${KERAS_BACKEND:-torch} PYTHONUNBUFFERED=1
+# vistarank from this checkout, every call (the checkout may have changed since the last one)
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target $S . >/dev/null 2>&1
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True

@@ -200,11 +200,12 @@ class Scorer:
 
             model = with_precision(load_keras(rm, len(self.labels)), precision)
             self.model = keras.Model(model.inputs, [model.outputs[0], features_output(model, rm.embedding_layer)])
-            if keras.backend.backend() == "tensorflow":
+            backend = keras.backend.backend()
+            if backend == "tensorflow":
                 import tensorflow as tf
 
                 self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-            elif keras.backend.backend() == "torch":
+            elif backend == "torch":
                 import torch
 
                 def call(x):
