@@ -74,7 +74,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         no_img.model.write().overwrite().save(join(folder, "ablation_no_image"))
         coef = fitted.coefficients()
         meta = {"model_version": rr.model_version, "features": fitted.features, "reg_param": fitted.reg_param,
-                "elastic_net": fitted.elastic_net, "grid": fitted.grid, "coefficients": coef,
+                "elastic_net": fitted.elastic_net, "iterations": fitted.iterations, "converged": fitted.converged,
+                "grid": fitted.grid, "coefficients": coef,
                 "als": {"rank": als.rank, "reg_param": als.reg_param, "alpha": als.alpha,
                         "refit_days": rc.als_refit_days, "grid": als_grid},
                 "windows": {k: str(v) for k, v in win.__dict__.items()}, "run_date": str(d)}
@@ -103,7 +104,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         write_bytes(join(out, "evaluation.png"), EV.chart([r for r in rows if r["slice"] == "all"]))
         nd, rv = f"ndcg_at_{rr.top_n}", f"revenue_at_{rr.top_n}"
         metrics = {f"coef_{k}": v for k, v in coef.items()} | {
-            "reg_param": fitted.reg_param, "elastic_net": fitted.elastic_net,
+            "reg_param": fitted.reg_param, "elastic_net": fitted.elastic_net, "iterations": fitted.iterations,
             "validation_auc": max(g["validation_auc"] for g in fitted.grid),
             "eval_auc": results["meta"]["auc"], f"eval_{nd}": results["meta"][nd]}
         res.add(T.MODEL_METRICS, record_metrics(spark, cfg, rr.model_version, "train_reranker", metrics,
@@ -116,7 +117,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     m, p, ni = results["meta"], results["popularity"], results["meta_no_image"]
     res.notes.append(f"ALS rank {als.rank}, regParam {als.reg_param:g}, alpha {als.alpha:g}"
                      + (f" (chosen on the validation days from {len(als_grid)})" if als_grid else ""))
-    res.notes.append(f"{rr.model_version}: regParam {fitted.reg_param:g}, elasticNet {fitted.elastic_net:g}; "
+    conv = "" if fitted.converged else ", NOT converged: raise rerank.max_iter"
+    res.notes.append(f"{rr.model_version}: regParam {fitted.reg_param:g}, elasticNet {fitted.elastic_net:g} "
+                     f"({fitted.iterations} iterations{conv}); "
                      + ", ".join(f"{k} {v:+.2f}" for k, v in coef.items() if k != "intercept"))
     k = rr.top_n
     res.notes.append(f"held-out: AUC {m['auc']:.3f} (no image {ni['auc']:.3f}), nDCG@{k} {m[nd]:.3f} "

@@ -213,7 +213,7 @@ class RerankConfig(_Versioned):
     train_days: int = Field(28, ge=0)
     reg_params: list[float] = Field(default_factory=lambda: [0.0, 0.001, 0.01, 0.1])
     elastic_net_params: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0])
-    max_iter: int = Field(100, ge=1)
+    max_iter: int = Field(1000, ge=1)
     tol: float = Field(1e-4, gt=0)
     top_n: int = Field(10, ge=1)
     exclude_bought: bool = True

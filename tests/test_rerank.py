@@ -252,3 +252,35 @@ def test_the_saved_reranker_is_one_pipeline_model_that_scores_as_the_nightly_ker
     PipelineModel(plain.stages[1:4]).write().save(old)
     with pytest.raises(ValueError, match="train_reranker again"):
         M.load(old)
+
+
+def test_an_unconverged_regression_is_reported_and_the_default_converges(spark, caplog):
+    """The L1 fits of the grid need a few hundred iterations on the demo: a fit that stops at
+    maxIter is not the optimum, and says so (log, ``converged``, each grid entry)."""
+    import logging
+
+    import numpy as np
+
+    from vistarank.config import RecsysConfig
+    from vistarank.rerank import model as M
+    from vistarank.rerank.stages import EngineFeatures
+
+    rng = np.random.default_rng(0)
+    x = rng.random((600, len(E.ENGINES)))
+    x[:, 3] = x[:, 3] ** 4  # a skewed score, as popularity
+    x[:, 7] = (x[:, 3] < 0.01).astype(float)  # an indicator correlated with it, as new_sale
+    z = 3.0 * x[:, 3] + 1.5 * x[:, 7] + 0.5 * x[:, 2] - 1.5 + rng.normal(0, 0.5, 600)
+    rows = [[float(v) for v in r] + [float(zi > 0)] for r, zi in zip(x, z)]
+    train, valid = (spark.createDataFrame(r, [*E.ENGINES, "label"]) for r in (rows[:400], rows[400:]))
+    eng = EngineFeatures.of(RecsysConfig(), True)
+    default = RerankConfig()
+    with caplog.at_level(logging.WARNING, logger="vistarank.rerank.model"):
+        short = M.fit(train, valid, eng, E.ENGINES, [0.001], [1.0], max_iter=2, parallelism=1, tol=default.tol)
+    assert short.converged is False and short.iterations == 2
+    assert [g["converged"] for g in short.grid] == [False]
+    assert "stopped at maxIter=2" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vistarank.rerank.model"):
+        full = M.fit(train, valid, eng, E.ENGINES, [0.001], [1.0], default.max_iter, 1, default.tol)
+    assert full.converged is True and 2 < full.iterations < default.max_iter
+    assert full.grid[0]["converged"] is True and "maxIter" not in caplog.text
