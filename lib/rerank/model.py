@@ -138,7 +138,6 @@ def fit(train: DataFrame, validation: DataFrame, engine: EngineFeatures, feature
     auc = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="raw", metricName="areaUnderROC")
     fits = lr.fitMultiple(tr, maps)  # a thread-safe iterator over (index, model)
     scores: dict[int, float] = {}
-
     iters: dict[int, tuple[int, bool]] = {}
 
     def one(_):
