@@ -37,18 +37,21 @@ K = 10
 
 def list_ndcg(d: pd.DataFrame, cols: list[str]) -> dict[str, pd.DataFrame]:
     """Per list (user, day) and score column: nDCG@K overall and on purchases of sales opened
-    that day (lists without such a purchase left out of that slice); ties by sale id."""
-    out: dict[str, list] = {"all": [], "sale_age=0": []}
-    disc = 1.0 / np.log2(np.arange(2, K + 2))
-    for _, g in d.sort_values(["user_id", "as_of", "sale_id"]).groupby(["user_id", "as_of"], sort=False):
-        ids, label = g["sale_id"].to_numpy(), g["label"].to_numpy()
-        orders = {c: np.lexsort((ids, -g[c].to_numpy()))[:K] for c in cols}
-        for sl, rel in (("all", label), ("sale_age=0", label * g["new_sale"].to_numpy())):
-            if rel.sum() == 0:
-                continue
-            idcg = disc[:int(min(rel.sum(), K))].sum()
-            out[sl].append({c: float((rel[o] * disc[:len(o)]).sum() / idcg) for c, o in orders.items()})
-    return {sl: pd.DataFrame(v) for sl, v in out.items()}
+    that day (lists without such a purchase left out of that slice), from the per-list
+    statistics train_reranker's evaluation aggregates (``evaluate._list_stats_fn``: the same
+    ranking, ties and slices)."""
+    from vistarank.rerank import evaluate as EV
+
+    stats = EV._list_stats_fn(len(cols), K)(d.rename(columns={c: f"s{a}" for a, c in enumerate(cols)})
+                                             .assign(amount=0.0))
+    disc = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, K + 2)))])  # idcg by relevant count
+    out = {}
+    for sl in ("all", "sale_age=0"):
+        nrel = stats[f"nrel:{sl}"].to_numpy()
+        keep = nrel > 0
+        idcg = disc[np.minimum(nrel[keep], K)]
+        out[sl] = pd.DataFrame({c: stats[f"dcg{a}:{sl}"].to_numpy()[keep] / idcg for a, c in enumerate(cols)})
+    return out
 
 
 def ratio(v: pd.DataFrame, a: str, b: str, boot: int, rng) -> dict:
@@ -100,7 +103,7 @@ def main() -> None:
     lists = TR.eval_lists(ctx, win, rr.exclude_bought).cache()
     ex = io.read(spark, cfg, T.TRAINING_SET)
     fit_rows = ex.where(F.col("split") != "eval").cache()
-    scored, fits = lists.select("user_id", "as_of", "sale_id", "label", "new_sale"), []
+    scored, fits = lists.select("user_id", "as_of", "sale_id", "label", "recency", "n_history"), []
     for it in iters:
         for arm, feats in (("meta", ENGINES), ("meta_no_image", NO_IMAGE)):
             t = time.perf_counter()

@@ -33,7 +33,6 @@ class Fitted:
     model: PipelineModel
     grid: list[dict] = field(default_factory=list)
     iterations: int | None = None  # the final fit's optimiser iterations (None: loaded, not fitted)
-    converged: bool | None = None  # False: it stopped at maxIter before meeting tol
 
     def _stage(self, cls):
         found = [s for s in self.model.stages if isinstance(s, cls)]
@@ -49,6 +48,11 @@ class Fitted:
     @property
     def features(self) -> list[str]:
         return list(self._stage(VectorAssembler).getInputCols())
+
+    @property
+    def converged(self) -> bool | None:
+        """False when the final fit stopped at maxIter before meeting tol (None: not known)."""
+        return None if self.iterations is None else self.iterations < self._stage(LogisticRegressionModel).getMaxIter()
 
     @property
     def reg_param(self) -> float:
@@ -104,8 +108,8 @@ def assemble(engine: EngineFeatures, lr_model: PipelineModel, grid: list[dict] |
     assembler, scaler, lr = lr_model.stages
     top = TopEngine(features=list(assembler.getInputCols()), means=list(scaler.mean.toArray()),
                     stds=list(scaler.std.toArray()), coefficients=list(lr.coefficients.toArray()))
-    iterations, converged = _iterations(lr) if lr.hasSummary else (None, None)
-    return Fitted(PipelineModel([engine, assembler, scaler, lr, top]), list(grid or []), iterations, converged)
+    iterations = _iterations(lr)[0] if lr.hasSummary else None
+    return Fitted(PipelineModel([engine, assembler, scaler, lr, top]), list(grid or []), iterations)
 
 
 def load(path: str) -> Fitted:
