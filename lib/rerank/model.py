@@ -52,7 +52,7 @@ class Fitted:
     @property
     def converged(self) -> bool | None:
         """False when the final fit stopped at maxIter before meeting tol (None: not known)."""
-        return None if self.iterations is None else self.iterations < self._stage(LogisticRegressionModel).getMaxIter()
+        return None if self.iterations is None else _converged(self.iterations, self._stage(LogisticRegressionModel))
 
     @property
     def reg_param(self) -> float:
@@ -85,7 +85,12 @@ class Fitted:
 def _iterations(lr: LogisticRegressionModel) -> tuple[int, bool]:
     """(optimiser iterations, whether it met tol before maxIter) of a model just fitted."""
     n = int(lr.summary.totalIterations)
-    return n, n < lr.getMaxIter()
+    return n, _converged(n, lr)
+
+
+def _converged(iterations: int, lr: LogisticRegressionModel) -> bool:
+    """A fit met tol when it stopped before its maxIter."""
+    return iterations < lr.getMaxIter()
 
 
 def pipeline(features: list[str], reg_param: float, elastic_net: float, max_iter: int, tol: float = 1e-6) -> Pipeline:
