@@ -6,6 +6,7 @@ under a forbidden path (for example the source tree: executors must run what was
 
 It runs one tiny task per executor core (``--tasks``) in a barrier stage, so that all start
 at once and each executor reports; what it collects is one small row per task, never data.
+``pipeline --doctor`` runs the same check first, in the pipeline's own submission.
 """
 from __future__ import annotations
 
@@ -29,28 +30,37 @@ def run_probe(spark, tasks: int) -> dict:
             "executors": [json.loads(r) for r in rows]}
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    p = parser("doctor", __doc__.splitlines()[0])
+def add_arguments(p) -> None:
+    """The probe's options (the doctor's, and the pipeline's with ``--doctor``)."""
     p.add_argument("--tasks", type=int, default=0,
-                   help="tasks to run (default: spark.default.parallelism, one per executor core)")
+                   help="probe tasks to run (default: spark.default.parallelism, one per executor core)")
     p.add_argument("--forbid", action="append", default=[], metavar="PATH",
                    help="fail if the driver or an executor imports from, or runs in, this path (repeatable)")
     p.add_argument("--forbid-on-executors", action="append", default=[], metavar="PATH",
                    help="fail if an executor imports from, or runs in, this path (repeatable; the driver may)")
-    args, cfg = start(p, argv)
-    from vistarank.session import get_spark
 
-    spark = get_spark(cfg)
-    tasks = args.tasks or spark.sparkContext.defaultParallelism
-    report = run_probe(spark, tasks)
+
+def check(spark, args) -> dict:
+    """The probe's report with ``forbidden_hits``: the driver's and executors' paths under
+    ``args.forbid`` (and the executors' under ``args.forbid_on_executors``)."""
+    report = run_probe(spark, args.tasks or spark.sparkContext.defaultParallelism)
     hits = forbidden_hits(report["driver"], args.forbid)
     hits += [h for r in report["executors"] for h in forbidden_hits(r, args.forbid + args.forbid_on_executors)]
     report["forbidden_hits"] = hits
-    print(json.dumps(report, indent=1, sort_keys=True))
     if hits:
         print(f"error: {len(hits)} forbidden path(s) seen, first: {hits[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return report
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = parser("doctor", __doc__.splitlines()[0])
+    add_arguments(p)
+    args, cfg = start(p, argv)
+    from vistarank.session import get_spark
+
+    report = check(get_spark(cfg), args)
+    print(json.dumps(report, indent=1, sort_keys=True))
+    return 1 if report["forbidden_hits"] else 0
 
 
 if __name__ == "__main__":

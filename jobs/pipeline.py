@@ -9,6 +9,7 @@ change are skipped.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Callable
@@ -16,6 +17,7 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from vistarank.config import Config
+from vistarank.jobs import doctor
 from vistarank.jobs import build_candidates, fit_themes, generate_world, recommend, train_head, train_reranker, ingest_images, label_images, pretrain_scene_model
 from vistarank.jobs.common import parser, print_summary, start
 from vistarank.runs import StageResult, run_stage
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     p = parser("pipeline", __doc__.splitlines()[0])
     p.add_argument("--stages", default=None, help=f"comma-separated subset of: {','.join(STAGE_NAMES)}")
     p.add_argument("--force", action="store_true", help="run every selected stage even if up to date")
+    p.add_argument("--doctor", action="store_true",
+                   help="first run the doctor's check (what the driver and every executor see, one line of JSON "
+                        "after 'doctor: '), in this submission; a forbidden path stops the run before any stage")
+    doctor.add_arguments(p)
     args, cfg = start(p, argv)
     only = [s.strip() for s in args.stages.split(",")] if args.stages else None
     unknown = sorted(set(only or []) - set(STAGE_NAMES))
@@ -72,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     from vistarank.session import get_spark
 
     spark = get_spark(cfg)
+    if args.doctor:
+        report = doctor.check(spark, args)
+        print("doctor: " + json.dumps(report, sort_keys=True), flush=True)
+        if report["forbidden_hits"]:
+            return 1
     results = run_pipeline(spark, cfg, only, args.force)
     print_summary(cfg, results)
     return 0
