@@ -110,46 +110,13 @@ def model_inputs(cfg, contents, size: int) -> np.ndarray:
 
 
 def pixel_stats(contents, max_pixels: int) -> np.ndarray:
-    """Classic no-reference quality statistics of each photo at its full size, no network:
-    exposure (luminance percentiles, clipped shares), sharpness (Laplacian energy at two
-    scales and their ratio), noise (Immerkaer's estimate), BRISQUE's natural-scene statistics
-    (the moments of the mean-subtracted contrast-normalised luminance and of its neighbour
-    products, at two scales), colourfulness (Hasler and Suesstrunk) and the orientation
-    histogram of the gradients (a tilted horizon moves its mass off 0 and 90 degrees)."""
-    from scipy import ndimage
-    from scipy.stats import kurtosis, skew
-
+    """:func:`vistarank.udfs.quality.pixel_stats` of each photo at its full size (the
+    pipeline's labelling computes the same at ``label.quality_size``)."""
     from vistarank.udfs.images import decode_rgb
+    from vistarank.udfs.quality import pixel_stats as stats
 
-    def mscn(g):
-        mu = ndimage.gaussian_filter(g, 7 / 6)
-        sd = np.sqrt(np.abs(ndimage.gaussian_filter(g * g, 7 / 6) - mu * mu))
-        m = (g - mu) / (sd + 1 / 255)
-        h, v = m[:, 1:] * m[:, :-1], m[1:, :] * m[:-1, :]
-        return [m.var(), kurtosis(m, axis=None), skew(m, axis=None), h.mean(), h.var(), v.mean(), v.var()]
-
-    def sharp_noise(g):
-        lap = ndimage.laplace(g)
-        k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-        sigma = np.sqrt(np.pi / 2) * np.abs(ndimage.convolve(g, k))[1:-1, 1:-1].mean() / 6
-        return [lap.var(), np.abs(lap).mean(), sigma]
-
-    rows = []
-    for c in contents:
-        rgb = np.asarray(decode_rgb(c, max_pixels=max_pixels).image, dtype=np.float32) / 255.0
-        g = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        half = ndimage.zoom(ndimage.gaussian_filter(g, 1.0), 0.5, order=1)
-        s_full, s_half = sharp_noise(g), sharp_noise(half)
-        rg, yb = rgb[..., 0] - rgb[..., 1], 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
-        gy, gx = ndimage.sobel(g, 0), ndimage.sobel(g, 1)
-        mag, ang = np.hypot(gx, gy), np.mod(np.arctan2(gy, gx), np.pi)
-        hist = np.histogram(ang, bins=12, range=(0, np.pi), weights=mag)[0]
-        rows.append(np.concatenate([
-            [g.mean(), g.std(), (g < 0.02).mean(), (g > 0.98).mean()], np.percentile(g, [1, 5, 25, 50, 75, 95, 99]),
-            s_full, s_half, [s_full[0] / (s_half[0] + 1e-9)], mscn(g), mscn(half),
-            [np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())],
-            hist / (hist.sum() + 1e-9)]))
-    return np.nan_to_num(np.asarray(rows, dtype=np.float64))
+    rows = [stats(np.asarray(decode_rgb(c, max_pixels=max_pixels).image)) for c in contents]
+    return np.stack(rows).astype(np.float64)
 
 
 def pixel_diagnostics(px: np.ndarray, y: np.ndarray, degradation, holdout: int) -> dict:

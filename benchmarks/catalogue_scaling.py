@@ -284,7 +284,8 @@ def run_size(spark, root: str, n: int, model: tuple[str, str], base: bytes, new_
             F.array(F.struct(F.lit("tag0").alias("label"), F.lit(1.0).cast("float").alias("probability")))
             .alias("labels"),
             F.array(*[F.lit(0.0).cast("float")] * 8).alias("embedding"),
-            F.lit(None).cast("array<float>").alias("probabilities"), F.current_timestamp().alias("scored_at")))
+            F.lit(None).cast("array<float>").alias("probabilities"), F.lit(None).cast("array<float>").alias("quality"),
+            F.current_timestamp().alias("scored_at")))
         io.write(labels, cfg, T.IMAGE_LABELS, mode="append")
         history = sources_df(spark, 0, n, first, DAYS, tree, only_day=k)
         io.write(history.drop("ingest_date"), cfg, T.IMAGE_SOURCES, mode="append")

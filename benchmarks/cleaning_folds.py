@@ -39,8 +39,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def draws(spark, cfg, seeds: list[int], holdout: int) -> dict:
     """Per seed: (label budget, held-out images) as train_head draws them (pandas)."""
-    from pyspark.sql import functions as F
-
     from vistarank import io
     from vistarank import tables as T
     from vistarank.training import head_task as H
@@ -48,8 +46,7 @@ def draws(spark, cfg, seeds: list[int], holdout: int) -> dict:
     from vistarank.vision import models
 
     mv = models.resolve(cfg).model_version
-    emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == mv)
-           .select("image_id", F.col("embedding").alias("x")))
+    emb = W.embeddings(spark, cfg, mv)
     truth = H.image_truth(io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True), io.read(spark, cfg, T.IMAGE_SOURCES))
     data = W.area_data(emb, truth).persist()
     out = {}

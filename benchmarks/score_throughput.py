@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SPARK_OVERRIDES = ["spark.show_progress=false", "spark.master=local[*]", "spark.shuffle_partitions=8"]
 OPTS: dict = {"batch": 64, "precision": "float32", "decode_threads": 2, "master": None, "extra_conf": {},
-              "ingest_partitions": 8}
+              "ingest_partitions": 8, "quality_size": 256}
 
 
 class GpuSampler:
@@ -166,6 +166,7 @@ def cfg_for(workdir: str, model_dir: str, size: int, lakehouse: str):
         f"lakehouse.root={lakehouse}", f"ingest.source={os.path.join(workdir, 'images')}",
         f"label.batch_size={OPTS['batch']}", f"label.precision={OPTS['precision']}",
         f"label.decode_threads={OPTS['decode_threads']}", f"ingest.partitions={OPTS['ingest_partitions']}",
+        f"label.quality_size={OPTS['quality_size']}",
         f"spark.jars_dir={os.path.join(ROOT, '.cache', 'jars')}",
         f"model.path={model_dir}/model.keras", f"model.labels={model_dir}/labels.txt",
         f"model.name=bench-{os.path.basename(model_dir)}",
@@ -227,7 +228,8 @@ def arm_b(workdir, model_dir, size, n):
     with GpuSampler() as gpu:
         t0 = time.perf_counter()
         rows = sum(len(df) for df in score_batches(iter(batches), rm.to_json(), 5, OPTS["batch"], False,
-                                                   OPTS["decode_threads"], precision=OPTS["precision"]))
+                                                   OPTS["decode_threads"], precision=OPTS["precision"],
+                                                   quality_size=OPTS["quality_size"]))
         seconds = time.perf_counter() - t0
     EXTRA.update(gpu.stats())
     return rows, seconds
@@ -375,6 +377,8 @@ def main() -> None:
     p.add_argument("--gpu-discovery", default=os.path.join(ROOT, "scripts", "gpu_discovery.sh"),
                    help="the Worker's GPU discovery script")
     p.add_argument("--partitions", type=int, default=8, help="partitions of the images table (ingest.partitions)")
+    p.add_argument("--quality-size", type=int, default=256,
+                   help="label.quality_size in arms b and c (the quality statistics; 0 = none, as before they existed)")
     p.add_argument("--output", default=os.path.join(HERE, "results", "score_throughput.json"))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -394,7 +398,8 @@ def main() -> None:
     cores = os.cpu_count() or 1
     task_cores = max(1, cores // args.tasks_per_gpu) if args.gpu else 1
     OPTS.update(batch=args.batch, precisions=args.precisions.split(","), precision=args.precisions.split(",")[0],
-                decode_threads=args.decode_threads or max(2, task_cores), ingest_partitions=args.partitions)
+                decode_threads=args.decode_threads or max(2, task_cores), ingest_partitions=args.partitions,
+                quality_size=args.quality_size)
     workdir = tempfile.mkdtemp(prefix="vistarank-bench-")
     t0 = time.perf_counter()
     make_images(workdir, args.n)
@@ -406,7 +411,7 @@ def main() -> None:
     results: dict = {"n_images": args.n, "input_size": args.size, "batch": args.batch, "machine": {
         "cpus": cores, "platform": platform.platform(), "python": platform.python_version(),
         "keras_backend": keras.backend.backend(), "gpu": gpu_name()},
-        "settings": {k: OPTS[k] for k in ("precision", "decode_threads", "ingest_partitions")},
+        "settings": {k: OPTS[k] for k in ("precision", "decode_threads", "ingest_partitions", "quality_size")},
         "date": time.strftime("%Y-%m-%d"), "models": {}}
     cluster = None
     if args.cluster or args.gpu:

@@ -53,8 +53,12 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     heads_version = json.loads(heads)["model_version"] if heads else None
     if heads:
         log.info("applying heads %s in the same pass", heads_version)
+    if heads and json.loads(heads).get("quality_mean") is not None and not lc.quality_size:
+        log.warning("heads %s read quality statistics but label.quality_size is 0: new images get average-quality "
+                    "aesthetic scores", heads_version)
     udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads,
-                         threads=lc.decode_threads, precision=lc.precision)  # once per job
+                         threads=lc.decode_threads, precision=lc.precision,
+                         quality_size=lc.quality_size)  # once per job
     images = io.read(spark, cfg, T.IMAGES).select("image_id", "content", "ingest_date")
     for i, plan in enumerate(chunks):
         t0 = time.perf_counter()
@@ -68,7 +72,8 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         # failure for this version, so a key check would only re-read the table's ids (every chunk,
         # every night). One run per model version at a time (the bundle's jobs run one at a time);
         # a killed run's committed chunks are off the rerun's work list.
-        rows = io.write(label.to_labels(scored, rm), cfg, T.IMAGE_LABELS, mode="append")
+        # merge_schema: a table written before image_labels had a quality column gains it
+        rows = io.write(label.to_labels(scored, rm), cfg, T.IMAGE_LABELS, mode="append", merge_schema=True)
         res.add(T.IMAGE_LABELS, rows)
         failed = label.failures(scored, rm)
         if not failed.isEmpty():
@@ -107,8 +112,9 @@ def backfill_heads(spark: SparkSession, cfg: Config, features: str, heads: str, 
     log.info("heads %s: %d labelled image(s) lack an area or a score; applying the heads to their embeddings",
              m["model_version"], n)
     ids = F.broadcast(todo) if n <= cfg.label.broadcast_max_ids else todo
-    emb = labels.select("image_id", "embedding").join(ids, "image_id", "left_semi")
-    pred = emb.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"]), APPLY_SCHEMA).localCheckpoint()
+    emb = labels.select("image_id", "embedding", label.quality_column(labels)).join(ids, "image_id", "left_semi")
+    pred = (emb.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"], m.get("quality_mean")), APPLY_SCHEMA)
+            .localCheckpoint())
     areas, aesthetics = label.head_outputs(pred, m["model_version"])
     # inserted by key: the table that already has an image's row keeps it
     res.add(T.IMAGE_AREAS, io.insert_new(areas, cfg, T.IMAGE_AREAS))

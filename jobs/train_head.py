@@ -51,8 +51,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     mv = models.resolve(cfg).model_version
     folder = cfg.versioned_dir(tc)
     out = join(cfg.reports_dir(), "heads")
-    emb = (io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == mv)
-           .select("image_id", F.col("embedding").alias("x")))
+    emb = W.embeddings(spark, cfg, mv)
     truth = H.image_truth(io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True), io.read(spark, cfg, T.IMAGE_SOURCES))
     data = W.area_data(emb, truth).persist()
     report: dict = {"model_version": tc.model_version, "features": mv, "classes": W.CLASSES}
@@ -77,17 +76,17 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         report["areas_images"] = W.fine_tune(spark, cfg, clean_pdf, held, p_clean, folder)
 
     # aesthetics (EMD)
-    aes_path, report["aesthetics"] = W.aesthetics(spark, cfg, data, held, folder)
+    aes_path, report["aesthetics"], quality_mean = W.aesthetics(spark, cfg, data, held, folder)
 
     # apply to every image; galleries
-    pred = (emb.select("image_id", F.col("x").alias("embedding"))
-            .mapInPandas(apply_fn(area_path, aes_path, W.CLASSES), APPLY_SCHEMA)).persist()
+    pred = (emb.select("image_id", F.col("x").alias("embedding"), F.col("q").alias("quality"))
+            .mapInPandas(apply_fn(area_path, aes_path, W.CLASSES, quality_mean), APPLY_SCHEMA)).persist()
     areas, aesthetic = head_outputs(pred, tc.model_version)
     res.add(T.IMAGE_AREAS, io.write(areas, cfg, T.IMAGE_AREAS))
     res.add(T.IMAGE_AESTHETICS, io.write(aesthetic, cfg, T.IMAGE_AESTHETICS))
     pred.unpersist()
     data.unpersist()
-    write_manifest(cfg, area_path, aes_path, W.CLASSES, mv)  # label_images applies these from now on
+    write_manifest(cfg, area_path, aes_path, W.CLASSES, mv, quality_mean)  # label_images applies these from now on
     res.add(T.SALE_GALLERY, io.write(W.gallery(spark, cfg), cfg, T.SALE_GALLERY))
     report["gallery"] = W.gallery_report(io.read(spark, cfg, T.SALE_GALLERY), io.read(spark, cfg, T.IMAGE_SOURCES),
                                          io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True))

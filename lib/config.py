@@ -153,6 +153,7 @@ class LabelConfig(_Section):
     min_partitions: int = Field(0, ge=0)
     broadcast_max_ids: int = Field(2_000_000, ge=0)
     arrow_max_bytes: int = Field(64 * 1024 * 1024, ge=1 << 20, lt=1 << 31)
+    quality_size: int = Field(256, ge=0)
 
 
 class ThemesConfig(_Section):
@@ -258,6 +259,7 @@ class TrainingConfig(_Versioned):
     timeout_s: int = Field(900, ge=10)
     eval_max_rows: int = Field(20000, ge=10)
     gallery_diverse: int = Field(3, ge=0)
+    aesthetics_quality: bool = True
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
 
 

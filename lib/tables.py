@@ -105,9 +105,10 @@ INGEST_LOG = Table("ingest_log", _s(
 IMAGE_LABELS = Table("image_labels", _s(
     ("image_id", StringType()), ("model_version", StringType()),
     ("labels", ArrayType(LABEL_PROB)), ("embedding", ArrayType(FloatType())),
-    ("probabilities", ArrayType(FloatType())), ("scored_at", TimestampType())),
+    ("probabilities", ArrayType(FloatType())), ("quality", ArrayType(FloatType())),
+    ("scored_at", TimestampType())),
     keys=("image_id", "model_version"), partition_by=("model_version",),
-    description="top-k scene labels and an embedding per image and model version")
+    description="top-k scene labels, an embedding and no-reference quality statistics per image and model version")
 
 IMAGE_LABEL_FAILURES = Table("image_label_failures", _s(
     ("image_id", StringType()), ("model_version", StringType()), ("reason", StringType()),

@@ -96,3 +96,28 @@ def test_a_40_megapixel_png_is_scored_within_a_stated_memory(tmp_path):
     shape_ok, decoded, grew_mb = p.stdout.split()
     assert shape_ok == "True" and decoded == "True"
     assert int(grew_mb) <= 360, f"peak RSS grew by {grew_mb} MB"
+
+
+def test_quality_statistics_see_blur_noise_and_exposure():
+    from PIL import ImageEnhance, ImageFilter
+
+    from vistarank.udfs.quality import N_QUALITY, QUALITY_FEATURES, pixel_stats
+    from vistarank.udfs.render import render_scene
+
+    img = render_scene("city_skyline", np.random.default_rng(0), 320, 240)
+
+    def stats(im):
+        v = pixel_stats(np.asarray(im))
+        assert v.shape == (N_QUALITY,) and v.dtype == np.float32 and np.isfinite(v).all()
+        return dict(zip(QUALITY_FEATURES, v))
+
+    clean = stats(img)
+    assert stats(img.filter(ImageFilter.GaussianBlur(2)))["laplacian_var"] < 0.3 * clean["laplacian_var"]
+    noisy = np.clip(np.asarray(img, np.float32) + np.random.default_rng(1).normal(0, 25, (240, 320, 3)), 0, 255)
+    assert stats(noisy.astype(np.uint8))["noise_sigma"] > 2 * clean["noise_sigma"]
+    assert stats(ImageEnhance.Brightness(img).enhance(0.4))["luma_p50"] < 0.6 * clean["luma_p50"]
+    assert stats(ImageEnhance.Brightness(img).enhance(1.8))["clipped_bright"] > clean["clipped_bright"] + 0.05
+    assert stats(ImageEnhance.Contrast(img).enhance(0.4))["luma_std"] < 0.6 * clean["luma_std"]
+    # a flat or a one-pixel image: defined numbers (zeros), not NaN
+    stats(np.full((40, 60, 3), 128, np.uint8))
+    stats(np.zeros((1, 1, 3), np.uint8))

@@ -26,6 +26,9 @@ def _pretrained_and_labelled(spark, cfg) -> None:
     assert metrics["top5"] >= 0.6
     labels = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == rm.model_version)
     assert labels.count() == io.read(spark, cfg, T.IMAGES).count()
+    # every labelled image has its quality statistics (label.quality_size), finite
+    assert labels.where(~F.coalesce(F.size("quality") == 45, F.lit(False))
+                        | F.exists("quality", lambda v: F.isnan(v))).count() == 0
     recorded = (io.read(spark, cfg, T.MODEL_METRICS)
                 .where((F.col("metric") == "top1") & (F.col("model_version") == rm.model_version)).first())
     assert abs(recorded.value - metrics["top1"]) < 1e-9

@@ -74,6 +74,18 @@ def test_udf_topk_equals_keras_predict(tiny_model, tmp_path):
         assert np.allclose(row.label_probs, ref[i][order], atol=1e-5)
         assert np.allclose(row.probabilities, ref[i], atol=1e-5)
         assert len(row.embedding) == 32  # width * 8 channels, globally pooled
+        assert row.quality is None  # quality_size 0: no statistics
+    # with quality statistics: the same labels (the model input is unchanged), 45 finite numbers
+    # per image, equal to the statistics of the image decoded at that size
+    from vistarank.udfs.quality import N_QUALITY, pixel_stats
+
+    out_q = pd.concat(score_batches(iter([pd.Series(imgs)]), rm.to_json(), 3, 4, True, quality_size=64))
+    assert [list(r) for r in out_q["label_names"]] == [list(r) for r in out["label_names"]]
+    np.testing.assert_allclose(np.stack(out_q["label_probs"]), np.stack(out["label_probs"]), atol=1e-6)
+    q = np.stack(out_q["quality"])
+    assert q.shape == (len(imgs), N_QUALITY) and np.isfinite(q).all()
+    at_64 = decode_rgb(imgs[2], max_pixels=10**8, draft_size=64).image
+    np.testing.assert_allclose(q[2], pixel_stats(np.asarray(at_64)), rtol=1e-6)
 
 
 def test_application_source_with_weights_file(tmp_path):
@@ -169,14 +181,22 @@ def test_label_images_incremental_versioned_and_exactly_once(spark, ingested, ti
     assert df.where(F.size("embedding") != 32).count() == 0
     # a rerun scores nothing
     assert label_images.run(spark, cfg).outputs["image_labels"] == 0
-    # a new version scores everything again and leaves the old rows untouched
+    assert df.where(F.coalesce(F.size("quality"), F.lit(-1)) != 45).count() == 0  # label.quality_size's statistics
+    # a new version scores everything again and leaves the old rows untouched, here in a table an
+    # earlier vistarank wrote, before image_labels had a quality column: the append adds it
     v1 = {r.image_id: r.scored_at for r in df.collect()}
+    (df.drop("quality").write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+     .partitionBy("model_version").save(io.table_path(cfg, T.IMAGE_LABELS)))
+    from vistarank.training.workflow import embeddings
+
+    assert embeddings(spark, cfg, "tiny:1").where("q IS NULL").count() == n_images  # read as null
     cfg2 = _cfg(tmp_path, tiny_model, "model.version=2")
     assert label_images.run(spark, cfg2).outputs["image_labels"] == n_images
     df2 = _labels(spark, cfg2)
     assert df2.groupBy("model_version").count().orderBy("model_version").collect() == [
         ("tiny:1", n_images), ("tiny:2", n_images)]
     assert {r.image_id: r.scored_at for r in df2.where("model_version = 'tiny:1'").collect()} == v1
+    assert df2.where("quality IS NULL").select("model_version").distinct().collect() == [("tiny:1",)]
 
 
 def test_missing_model_is_a_clear_error(spark, tmp_path):

@@ -328,6 +328,19 @@ def test_train_head_stage_on_the_tiny_world(spark, labelled):
     assert top1["from_scratch"] == pytest.approx(report["areas_images"]["from_scratch"]["top1"])
     assert len(ev[(ev.task == "areas") & (ev.arm == "cleaned") & (ev.metric == "recall")]) == 9  # one per class
     assert ev[ev.task == "aesthetics"].set_index("metric")["value"]["emd"] == pytest.approx(report["aesthetics"]["emd"])
+    # the aesthetics head reads the embedding and the 45 quality statistics, scaled inside the saved model
+    import keras
+
+    from vistarank.training.head_task import load_manifest
+    from vistarank.udfs.quality import N_QUALITY
+
+    assert report["aesthetics"]["inputs"] == "embedding+quality"
+    manifest = json.loads(load_manifest(cfg, cfg.model.model_version))
+    assert len(manifest["quality_mean"]) == N_QUALITY
+    emb_dim = len(io.read(spark, cfg, T.IMAGE_LABELS).select("embedding").first()[0])
+    aes_model = keras.models.load_model(manifest["aesthetics"], compile=False)
+    assert aes_model.input_shape == (None, emb_dim + N_QUALITY)
+    assert keras.models.load_model(manifest["area"], compile=False).input_shape == (None, emb_dim)
     ai = report["areas_images"]  # fine-tuned and from-scratch networks against the frozen-feature head
     assert 0 < ai["eval_images"] <= 120
     for arm in ("transfer_head", "fine_tuned", "from_scratch"):

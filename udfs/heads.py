@@ -27,10 +27,29 @@ def _model(path: str):
 HEAD_COLUMNS = ["area", "area_probability", "area_probabilities", "distribution", "score"]
 
 
-def apply_heads(area, aes, x: np.ndarray, classes: list[str], batch: int = 1024) -> dict:
-    """The area and aesthetics heads on embeddings ``x``: the columns of HEAD_COLUMNS."""
+def quality_matrix(values, mean) -> np.ndarray:
+    """Rows of quality statistics (``image_labels.quality``) as a matrix; an image without
+    them (labelled with ``label.quality_size`` 0, or before the column existed) gets the
+    aesthetics head's training mean, so it is scored as an average-quality photo."""
+    mean = np.asarray(mean, np.float32)
+    out = np.tile(mean, (len(values), 1))
+    for i, v in enumerate(values):
+        if v is not None and len(v) == len(mean):
+            out[i] = np.asarray(v, np.float32)
+    return out
+
+
+def apply_heads(area, aes, x: np.ndarray, classes: list[str], quality=None, quality_mean=None,
+                batch: int = 1024) -> dict:
+    """The area and aesthetics heads on embeddings ``x``: the columns of HEAD_COLUMNS. With
+    ``quality_mean`` (the manifest's, when the aesthetics head reads quality statistics) the
+    aesthetics head gets [embedding, quality] (:func:`quality_matrix` of ``quality``)."""
     pa = area.predict(x, batch_size=batch, verbose=0)
-    pd_ = aes.predict(x, batch_size=batch, verbose=0)
+    xa = x
+    if quality_mean is not None:
+        xa = np.concatenate([x, quality_matrix(quality if quality is not None else [None] * len(x), quality_mean)],
+                            axis=1)
+    pd_ = aes.predict(xa, batch_size=batch, verbose=0)
     top = pa.argmax(axis=1)
     return {"area": np.asarray(classes, dtype=object)[top],
             "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
@@ -39,21 +58,25 @@ def apply_heads(area, aes, x: np.ndarray, classes: list[str], batch: int = 1024)
 
 
 def load_heads(manifest_json: str):
-    """(area model, aesthetics model, classes) of a heads manifest (loaded once per worker)."""
+    """(area model, aesthetics model, classes, quality mean or None) of a heads manifest
+    (the models loaded once per worker)."""
     import json
 
     m = json.loads(manifest_json)
-    return _model(m["area"]), _model(m["aesthetics"]), m["classes"]
+    return _model(m["area"]), _model(m["aesthetics"]), m["classes"], m.get("quality_mean")
 
 
-def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], batch: int = 1024):
+def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], quality_mean=None, batch: int = 1024):
+    """mapInPandas over (image_id, embedding[, quality]): the heads' columns (APPLY_SCHEMA)."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         area, aes = _model(area_path), _model(aesthetic_path)
         for pdf in batches:
             if pdf.empty:
                 continue
             x = np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]])
-            yield pd.DataFrame({"image_id": pdf["image_id"].to_numpy(), **apply_heads(area, aes, x, classes, batch)})
+            q = list(pdf["quality"]) if "quality" in pdf.columns else None
+            yield pd.DataFrame({"image_id": pdf["image_id"].to_numpy(),
+                                **apply_heads(area, aes, x, classes, q, quality_mean, batch)})
 
     return run
 

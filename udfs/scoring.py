@@ -6,6 +6,8 @@ model comes from :mod:`vistarank.udfs.model_cache` (once per Python process); ea
 Arrow batch is decoded by a small thread pool (Pillow releases the GIL while
 decoding, with JPEG draft-mode downscaling) that works ahead of the model, and the
 model sees fixed-size batches (the last one padded) so its graph is traced once.
+With ``quality_size`` each image's no-reference quality statistics come too
+(:mod:`vistarank.udfs.quality`), computed at that shorter side.
 """
 from __future__ import annotations
 
@@ -20,19 +22,29 @@ from vistarank.udfs.heads import HEAD_COLUMNS, apply_heads
 from vistarank.udfs.images import ImageRejected, decode_rgb, to_model_input
 
 LABEL_UDF_SCHEMA = ("label_names array<string>, label_probs array<float>, embedding array<float>, "
-                    "probabilities array<float>, area string, area_probability float, "
+                    "probabilities array<float>, quality array<float>, area string, area_probability float, "
                     "area_probabilities array<float>, distribution array<float>, score float, "
                     "failure string, failure_detail string")
-_COLUMNS = ["label_names", "label_probs", "embedding", "probabilities", "area", "area_probability",
+_COLUMNS = ["label_names", "label_probs", "embedding", "probabilities", "quality", "area", "area_probability",
             "area_probabilities", "distribution", "score", "failure", "failure_detail"]
 _DECODE_MAX_PIXELS = 1 << 31  # images were checked at ingest
 
 
-def decode_or_reason(data: bytes, size: int) -> tuple[Optional[np.ndarray], Optional[tuple[str, str]]]:
-    """The model input, or None and (reason, detail) for an image that cannot be decoded."""
+def decode_or_reason(data: bytes, size: int, quality_size: int = 0
+                     ) -> tuple[Optional[np.ndarray], Optional[tuple[str, str]]]:
+    """The model input, or None and (reason, detail) for an image that cannot be decoded.
+    With ``quality_size`` > 0: ((model input, quality statistics), None). The statistics
+    come from a second decode at ``quality_size`` (the model input stays exactly what the
+    model was trained on; a JPEG decode in draft mode costs far less than the statistics)."""
     try:
-        return to_model_input(decode_rgb(bytes(data), max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image,
-                              size), None
+        data = bytes(data)
+        x = to_model_input(decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image, size)
+        if quality_size:
+            from vistarank.udfs.quality import pixel_stats
+
+            rgb = decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=quality_size).image
+            return (x, pixel_stats(np.asarray(rgb))), None
+        return x, None
     except ImageRejected as exc:
         return None, (exc.reason, str(exc)[:500])
     except Exception as exc:  # a decoder crash on one file must not fail the whole batch
@@ -54,10 +66,12 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_size: int, full: bool,
                   threads: int = 2, heads_json: Optional[str] = None,
-                  precision: str = "float32") -> Iterator[pd.DataFrame]:
+                  precision: str = "float32", quality_size: int = 0) -> Iterator[pd.DataFrame]:
     """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too).
+    With ``quality_size`` > 0 each image's quality statistics (``quality``; else null).
     With ``heads_json`` (a registered heads manifest) the area and aesthetics heads run on
-    the embeddings in the same pass; else their columns are null."""
+    the embeddings (and the quality statistics, where the aesthetics head reads them) in the
+    same pass; else their columns are null."""
     from vistarank.udfs.model_cache import get_scorer
 
     scorer = get_scorer(model_json, precision)
@@ -72,11 +86,16 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
         for series in contents:
             values = series.tolist()
             chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
-            futures = [pool.map(decode_or_reason, chunk, [size] * len(chunk)) for chunk in chunks]
+            futures = [pool.map(decode_or_reason, chunk, [size] * len(chunk), [quality_size] * len(chunk))
+                       for chunk in chunks]
             out: list[dict] = []
             for results in futures:
                 results = list(results)
                 decoded = [a for a, _ in results]
+                quality = [None] * len(decoded)
+                if quality_size:
+                    quality = [a[1] if a is not None else None for a in decoded]
+                    decoded = [a[0] if a is not None else None for a in decoded]
                 ok = [i for i, a in enumerate(decoded) if a is not None]
                 rows: list[dict] = [dict.fromkeys(_COLUMNS) for _ in decoded]
                 for i, (_, why) in enumerate(results):
@@ -88,11 +107,15 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
                     probs, emb = scorer.predict(x)
                     probs, emb = probs[:len(ok)], emb[:len(ok)]
                     idx, vals = top_k(probs, k)
-                    h = apply_heads(heads[0], heads[1], emb.astype(np.float32), heads[2]) if heads else None
+                    h = None
+                    if heads:
+                        h = apply_heads(heads[0], heads[1], emb.astype(np.float32), heads[2],
+                                        [quality[i] for i in ok], heads[3])
                     for j, i in enumerate(ok):
                         rows[i] = dict(rows[i], label_names=labels[idx[j]].tolist(), label_probs=vals[j].astype(np.float32),
                                        embedding=emb[j].astype(np.float32),
-                                       probabilities=probs[j].astype(np.float32) if full else None)
+                                       probabilities=probs[j].astype(np.float32) if full else None,
+                                       quality=quality[i])
                         if h:
                             rows[i].update({c: h[c][j] for c in HEAD_COLUMNS})
                 out.extend(rows)
@@ -100,12 +123,13 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
 
 
 def make_label_udf(model_json: str, k: int, batch_size: int, full: bool, heads_json: Optional[str] = None,
-                   threads: int = 2, precision: str = "float32"):
+                   threads: int = 2, precision: str = "float32", quality_size: int = 0):
     """An iterator pandas UDF over the ``content`` column (build once per job)."""
 
     @pandas_udf(LABEL_UDF_SCHEMA)
     def label_images(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        yield from score_batches(contents, model_json, k, batch_size, full, threads, heads_json, precision)
+        yield from score_batches(contents, model_json, k, batch_size, full, threads, heads_json, precision,
+                                 quality_size)
 
     # Nondeterministic so the optimizer never copies it: otherwise a filter on its output
     # (undecodable images) and the projection each evaluate it, scoring every image twice.

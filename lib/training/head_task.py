@@ -172,16 +172,20 @@ def manifest_path(cfg) -> str:
     return join(cfg.versioned_dir(cfg.training), MANIFEST)
 
 
-def write_manifest(cfg, area: str, aesthetics: str, classes: list[str], features: str) -> str:
+def write_manifest(cfg, area: str, aesthetics: str, classes: list[str], features: str,
+                   quality_mean: list[float] | None = None) -> str:
     """Register the trained heads (training.model_version) for label_images, which applies
-    them in its scoring pass to images labelled by the ``features`` model version."""
+    them in its scoring pass to images labelled by the ``features`` model version.
+    ``quality_mean``: the aesthetics head reads [embedding, quality statistics]; an image
+    without statistics gets this mean (:func:`vistarank.udfs.heads.quality_matrix`)."""
     import json
 
     from vistarank.files import write_bytes
 
     path = manifest_path(cfg)
     write_bytes(path, json.dumps({"model_version": cfg.training.model_version, "area": area,
-                                  "aesthetics": aesthetics, "classes": classes, "features": features},
+                                  "aesthetics": aesthetics, "classes": classes, "features": features,
+                                  "quality_mean": quality_mean},
                                  indent=1).encode())
     return path
 

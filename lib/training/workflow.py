@@ -19,7 +19,7 @@ from vistarank import tables as T
 from vistarank.config import Config, join
 from vistarank.training import head_task as H
 from vistarank.training.launcher import launch, write_snapshot
-from vistarank.udfs.heads import GALLERY_SCHEMA, PREDICT_SCHEMA, gallery_order, predict_images_fn
+from vistarank.udfs.heads import GALLERY_SCHEMA, PREDICT_SCHEMA, gallery_order, predict_images_fn, quality_matrix
 from vistarank.vision import models
 from vistarank.world.catalog import AREAS
 
@@ -122,14 +122,23 @@ def features(pdf: pd.DataFrame) -> np.ndarray:
 @dataclass
 class Labels:
     """The property-area label budget (``lab``: image_id, x, y, true_y, noisy, weight) and
-    the held-out images (``held``: image_id, x, y, aesthetic; at most ``training.eval_max_rows``)."""
+    the held-out images (``held``: image_id, x, q, y, aesthetic; at most ``training.eval_max_rows``)."""
     lab: pd.DataFrame
     held: pd.DataFrame
 
 
+def embeddings(spark: SparkSession, cfg: Config, features: str) -> DataFrame:
+    """(image_id, x, q): model version ``features``' embeddings and quality statistics
+    (null where an image has none) from image_labels."""
+    from vistarank.vision.label import quality_column
+
+    labels = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == features)
+    return labels.select("image_id", F.col("embedding").alias("x"), quality_column(labels).alias("q"))
+
+
 def area_data(emb: DataFrame, truth: DataFrame) -> DataFrame:
-    """(image_id, x, area, aesthetic, y): the embeddings with their hidden area (``other``
-    when none) as a class index of :data:`CLASSES`."""
+    """(image_id, x, q, area, aesthetic, y): the embeddings and quality statistics with their
+    hidden area (``other`` when none) as a class index of :data:`CLASSES`."""
     data = truth.join(emb, "image_id").withColumn("area", F.coalesce("area", F.lit("other")))
     classes = F.array(*[F.lit(c) for c in CLASSES])
     return data.withColumn("y", (F.array_position(classes, F.col("area")) - 1).cast("long"))
@@ -147,7 +156,7 @@ def area_labels(data: DataFrame, tc) -> Labels:
     lab_pdf = lab.select("image_id", "x", "y", "true_y", "noisy").toPandas()  # the label budget
     held = (data.join(lab.select("image_id"), "image_id", "left_anti")
             .orderBy(F.xxhash64("image_id", F.lit(tc.seed + 7))).limit(tc.eval_max_rows)
-            .select("image_id", "x", "y", "aesthetic").toPandas())  # bounded by training.eval_max_rows
+            .select("image_id", "x", "q", "y", "aesthetic").toPandas())  # bounded by training.eval_max_rows
     lab_pdf["weight"] = balanced_weights(lab_pdf["y"].to_numpy())
     return Labels(lab_pdf, held)
 
@@ -197,19 +206,59 @@ def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) 
     return drop_suspicious(lab_pdf, oof, tc.clean_confidence)
 
 
+def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and the scale (standard deviation; 1 for a constant statistic) of the label
+    budget's quality statistics."""
+    mean, std = q.mean(axis=0), q.std(axis=0)
+    return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
+def with_quality_input(path: str, emb_dim: int, mean: np.ndarray, scale: np.ndarray) -> str:
+    """The head at ``path``, trained on [embedding, standardised quality], re-saved in place
+    behind a fixed Normalization layer: the saved model reads [embedding, raw quality]."""
+    import keras
+
+    head = keras.models.load_model(path, compile=False)
+    mu = np.concatenate([np.zeros(emb_dim, np.float32), mean])
+    var = np.concatenate([np.ones(emb_dim, np.float32), scale ** 2])
+    inp = keras.Input((emb_dim + len(mean),), name="embedding_quality")
+    out = head(keras.layers.Normalization(mean=mu, variance=var, name="quality_scaling")(inp))
+    keras.Model(inp, out, name="aesthetics_with_quality").save(path)
+    return path
+
+
 def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataFrame,
-               folder: str) -> tuple[str, dict]:
+               folder: str) -> tuple[str, dict, list | None]:
     """The aesthetics head (EMD over 10 score bins) on ``training.aesthetic_labels`` images;
-    its path and its report on the held-out images it was not trained on."""
+    its path, its report on the held-out images it was not trained on, and the quality
+    statistics' mean when it reads them (``training.aesthetics_quality`` and every image of
+    the budget has ``image_labels.quality``; else None: the embedding alone)."""
     tc = cfg.training
     aes = (data.orderBy(F.xxhash64("image_id", F.lit(tc.seed + 3))).limit(tc.aesthetic_labels)
-           .select("image_id", "x", H.score_distribution(F.col("aesthetic")).alias("y")))
+           .select("image_id", "x", "q", H.score_distribution(F.col("aesthetic")).alias("y")))
     aes_pdf = aes.toPandas()  # training.aesthetic_labels rows
     aes_pdf["weight"] = np.float32(1.0)
-    path = train(spark, cfg, aes_pdf, "distribution", H.BINS, folder, "aesthetics", tc.workers)
-    held_aes = held[~held["image_id"].isin(set(aes_pdf["image_id"]))]
-    dist_true = np.stack([H.score_distribution_np(s) for s in held_aes["aesthetic"]])
-    return path, H.aesthetics_report(dist_true, predict(path, features(held_aes)), held_aes["aesthetic"].to_numpy())
+    use_q = tc.aesthetics_quality and len(aes_pdf) > 0 and aes_pdf["q"].notna().all()
+    if tc.aesthetics_quality and not use_q:
+        log.warning("aesthetics: some of the label budget's images have no quality statistics (labelled with "
+                    "label.quality_size 0, or before image_labels had them): the head reads the embedding alone")
+    quality_mean = None
+    if use_q:
+        q = np.stack([np.asarray(v, np.float32) for v in aes_pdf["q"]])
+        mean, scale = quality_scaler(q)
+        emb_dim = len(aes_pdf["x"].iloc[0])
+        aes_pdf["x"] = list(np.concatenate([features(aes_pdf), (q - mean) / scale], axis=1))
+        quality_mean = [float(v) for v in mean]
+    path = train(spark, cfg, aes_pdf.drop(columns="q"), "distribution", H.BINS, folder, "aesthetics", tc.workers)
+    x_held = features(held)
+    if use_q:
+        path = with_quality_input(path, emb_dim, mean, scale)
+        x_held = np.concatenate([x_held, quality_matrix(list(held["q"]), mean)], axis=1)
+    held_aes = ~held["image_id"].isin(set(aes_pdf["image_id"])).to_numpy()
+    dist_true = np.stack([H.score_distribution_np(s) for s in held["aesthetic"][held_aes]])
+    report = H.aesthetics_report(dist_true, predict(path, x_held[held_aes]), held["aesthetic"][held_aes].to_numpy())
+    report["inputs"] = "embedding+quality" if use_q else "embedding"
+    return path, report, quality_mean
 
 
 def metrics(report: dict) -> dict[str, float]:
@@ -242,7 +291,8 @@ def notes(report: dict, n_held: int) -> list[str]:
         out.append(f"areas top-1 on {ai['eval_images']:,} held-out images: frozen-feature head "
                    f"{ai['transfer_head']['top1']:.3f}, fine-tuned {ai['fine_tuned']['top1']:.3f}"
                    + (f", same network from scratch {ai['from_scratch']['top1']:.3f}" if "from_scratch" in ai else ""))
-    out.append(f"aesthetics: EMD {m['aesthetics_emd']:.3f}, Spearman {m['aesthetics_spearman']:.3f}"
+    out.append(f"aesthetics ({r['aesthetics'].get('inputs', 'embedding')}): EMD {m['aesthetics_emd']:.3f}, "
+               f"Spearman {m['aesthetics_spearman']:.3f}"
                + (f"; galleries: first image among the hidden best three in {r['gallery']['first_in_hidden_top3']:.0%}"
                   f" of {r['gallery']['n']} sales with {r['gallery']['min_photos']}+ photos" if "gallery" in r else ""))
     return out

@@ -155,6 +155,13 @@ def scored(images: DataFrame, cfg: Config, label_udf) -> DataFrame:
             .select("image_id", "r.*"))
 
 
+def quality_column(labels: DataFrame):
+    """``image_labels.quality``, or a null column for a table written before it had one."""
+    if "quality" in labels.columns:
+        return F.col("quality")
+    return F.lit(None).cast("array<float>").alias("quality")
+
+
 def head_outputs(scored_df: DataFrame, heads_version: str) -> tuple[DataFrame, DataFrame]:
     """image_areas and image_aesthetics rows from a scored DataFrame whose UDF applied the heads."""
     v = F.lit(heads_version).alias("model_version")
@@ -167,7 +174,8 @@ def score(images: DataFrame, rm: ResolvedModel, cfg: Config, label_udf=None) -> 
     """images(image_id, content) to image_labels rows for model ``rm``."""
     lc = cfg.label
     udf = label_udf or make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities,
-                                      threads=lc.decode_threads, precision=lc.precision)
+                                      threads=lc.decode_threads, precision=lc.precision,
+                                      quality_size=lc.quality_size)
     return to_labels(scored(images, cfg, udf), rm)
 
 
@@ -186,5 +194,5 @@ def to_labels(scored_df: DataFrame, rm: ResolvedModel) -> DataFrame:
         F.transform(F.arrays_zip("label_names", "label_probs"),
                     lambda z: F.struct(z["label_names"].alias("label"),
                                        z["label_probs"].alias("probability"))).alias("labels"),
-        "embedding", "probabilities",
+        "embedding", "probabilities", "quality",
         F.current_timestamp().alias("scored_at"))
