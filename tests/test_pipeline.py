@@ -69,6 +69,13 @@ def test_the_whole_pipeline_from_a_fresh_model_version(spark, ingested):
     assert ran == ["ingest_images", "pretrain_scene_model", "label_images", "train_head", "fit_themes", "build_candidates",
                    "train_reranker", "recommend"]
     _pretrained_and_labelled(spark, cfg)
+    # the stage's fine-tuning comparison (the default suite's train_head test leaves it out)
+    from test_training import fine_tune_report_checks
+
+    with open(os.path.join(cfg.reports_dir(), "heads", "evaluation.json")) as fh:
+        report = json.load(fh)
+    fine_tune_report_checks(report, io.read(spark, cfg, T.HEAD_EVAL)
+                            .where(F.col("model_version") == cfg.training.model_version).toPandas())
     # everything is up to date now: a second run redoes nothing
     again = pipeline.run_pipeline(spark, cfg)
     # train_head, fit_themes, build_candidates, train_reranker, recommend: inputs unchanged
