@@ -121,3 +121,12 @@ def test_quality_statistics_see_blur_noise_and_exposure():
     # a flat or a one-pixel image: defined numbers (zeros), not NaN
     stats(np.full((40, 60, 3), 128, np.uint8))
     stats(np.zeros((1, 1, 3), np.uint8))
+
+
+def test_quality_rows_missing_get_the_mean_and_a_foreign_length_is_an_error():
+    from vistarank.udfs.heads import quality_matrix
+
+    q = quality_matrix([np.array([1.0, 2.0]), None, [5.0, 6.0]], [0.5, 0.25])
+    np.testing.assert_array_equal(q, [[1, 2], [0.5, 0.25], [5, 6]])
+    with pytest.raises(ValueError, match="retrain the heads"):
+        quality_matrix([np.zeros(3)], [0.0, 0.0])

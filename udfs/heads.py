@@ -34,7 +34,11 @@ def quality_matrix(values, mean) -> np.ndarray:
     mean = np.asarray(mean, np.float32)
     out = np.tile(mean, (len(values), 1))
     for i, v in enumerate(values):
-        if v is not None and len(v) == len(mean):
+        if isinstance(v, (list, tuple, np.ndarray)):
+            if len(v) != len(mean):
+                raise ValueError(f"an image has {len(v)} quality statistics, the aesthetics head reads {len(mean)}: "
+                                 "image_labels.quality and the registered heads come from different vistarank "
+                                 "versions; retrain the heads (train_head)")
             out[i] = np.asarray(v, np.float32)
     return out
 

@@ -21,7 +21,6 @@ import warnings
 
 import numpy as np
 
-QUALITY_VERSION = "pixel-stats-v1"
 _MSCN = ["mscn_var", "mscn_kurtosis", "mscn_skew", "pair_h_mean", "pair_h_var", "pair_v_mean", "pair_v_var"]
 _SHARP = ["laplacian_var", "laplacian_abs_mean", "noise_sigma"]
 QUALITY_FEATURES = (
