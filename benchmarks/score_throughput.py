@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SPARK_OVERRIDES = ["spark.show_progress=false", "spark.master=local[*]", "spark.shuffle_partitions=8"]
 OPTS: dict = {"batch": 64, "precision": "float32", "decode_threads": 2, "master": None, "extra_conf": {},
-              "ingest_partitions": 8, "quality_size": 256}
+              "ingest_partitions": 8, "quality_size": 0}
 
 
 class GpuSampler:
@@ -377,8 +377,8 @@ def main() -> None:
     p.add_argument("--gpu-discovery", default=os.path.join(ROOT, "scripts", "gpu_discovery.sh"),
                    help="the Worker's GPU discovery script")
     p.add_argument("--partitions", type=int, default=8, help="partitions of the images table (ingest.partitions)")
-    p.add_argument("--quality-size", type=int, default=256,
-                   help="label.quality_size in arms b and c (the quality statistics; 0 = none, as before they existed)")
+    p.add_argument("--quality-size", type=int, default=None,
+                   help="label.quality_size in arms b and c (default: the config's; 0 = no quality statistics)")
     p.add_argument("--output", default=os.path.join(HERE, "results", "score_throughput.json"))
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -395,11 +395,13 @@ def main() -> None:
             json.dump({"images": rows, "seconds": round(seconds, 2), "images_per_s": round(rows / seconds, 1),
                        **EXTRA}, fh)
         return
+    from vistarank.config import LabelConfig
+
     cores = os.cpu_count() or 1
     task_cores = max(1, cores // args.tasks_per_gpu) if args.gpu else 1
     OPTS.update(batch=args.batch, precisions=args.precisions.split(","), precision=args.precisions.split(",")[0],
                 decode_threads=args.decode_threads or max(2, task_cores), ingest_partitions=args.partitions,
-                quality_size=args.quality_size)
+                quality_size=LabelConfig().quality_size if args.quality_size is None else args.quality_size)
     workdir = tempfile.mkdtemp(prefix="vistarank-bench-")
     t0 = time.perf_counter()
     make_images(workdir, args.n)

@@ -50,10 +50,11 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     # could otherwise exceed what one Arrow binary column holds (2 GiB) or the worker's memory.
     # A runtime SQL setting, so it applies on an existing session (Databricks, spark-submit) too.
     spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(lc.arrow_max_bytes))
-    heads_version = json.loads(heads)["model_version"] if heads else None
+    manifest = json.loads(heads) if heads else {}
+    heads_version = manifest.get("model_version")
     if heads:
         log.info("applying heads %s in the same pass", heads_version)
-    if heads and json.loads(heads).get("quality_mean") is not None and not lc.quality_size:
+    if manifest.get("quality_mean") is not None and not lc.quality_size:
         log.warning("heads %s read quality statistics but label.quality_size is 0: new images get average-quality "
                     "aesthetic scores", heads_version)
     udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads,

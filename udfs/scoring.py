@@ -30,25 +30,31 @@ _COLUMNS = ["label_names", "label_probs", "embedding", "probabilities", "quality
 _DECODE_MAX_PIXELS = 1 << 31  # images were checked at ingest
 
 
-def decode_or_reason(data: bytes, size: int, quality_size: int = 0
-                     ) -> tuple[Optional[np.ndarray], Optional[tuple[str, str]]]:
-    """The model input, or None and (reason, detail) for an image that cannot be decoded.
-    With ``quality_size`` > 0: ((model input, quality statistics), None). The statistics
-    come from a second decode at ``quality_size`` (the model input stays exactly what the
-    model was trained on; a JPEG decode in draft mode costs far less than the statistics)."""
+def decode_with_quality(data: bytes, size: int, quality_size: int = 0
+                        ) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[tuple[str, str]]]:
+    """(model input, quality statistics or None, None), or (None, None, (reason, detail)) for
+    an image that cannot be decoded. With ``quality_size`` > 0 the statistics come from a
+    second decode at that size (the model input stays exactly what the model was trained
+    on; a JPEG decode in draft mode costs far less than the statistics)."""
     try:
         data = bytes(data)
         x = to_model_input(decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image, size)
+        q = None
         if quality_size:
             from vistarank.udfs.quality import pixel_stats
 
-            rgb = decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=quality_size).image
-            return (x, pixel_stats(np.asarray(rgb))), None
-        return x, None
+            q = pixel_stats(np.asarray(decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=quality_size).image))
+        return x, q, None
     except ImageRejected as exc:
-        return None, (exc.reason, str(exc)[:500])
+        return None, None, (exc.reason, str(exc)[:500])
     except Exception as exc:  # a decoder crash on one file must not fail the whole batch
-        return None, ("decode_error", f"{type(exc).__name__}: {exc}"[:500])
+        return None, None, ("decode_error", f"{type(exc).__name__}: {exc}"[:500])
+
+
+def decode_or_reason(data: bytes, size: int) -> tuple[Optional[np.ndarray], Optional[tuple[str, str]]]:
+    """The model input, or None and (reason, detail) for an image that cannot be decoded."""
+    x, _, why = decode_with_quality(data, size)
+    return x, why
 
 
 def decode_for_model(data: bytes, size: int) -> Optional[np.ndarray]:
@@ -86,19 +92,14 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
         for series in contents:
             values = series.tolist()
             chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
-            futures = [pool.map(decode_or_reason, chunk, [size] * len(chunk), [quality_size] * len(chunk))
+            futures = [pool.map(decode_with_quality, chunk, [size] * len(chunk), [quality_size] * len(chunk))
                        for chunk in chunks]
             out: list[dict] = []
             for results in futures:
-                results = list(results)
-                decoded = [a for a, _ in results]
-                quality = [None] * len(decoded)
-                if quality_size:
-                    quality = [a[1] if a is not None else None for a in decoded]
-                    decoded = [a[0] if a is not None else None for a in decoded]
+                decoded, quality, reasons = (list(c) for c in zip(*results))
                 ok = [i for i, a in enumerate(decoded) if a is not None]
                 rows: list[dict] = [dict.fromkeys(_COLUMNS) for _ in decoded]
-                for i, (_, why) in enumerate(results):
+                for i, why in enumerate(reasons):
                     if why is not None:
                         rows[i]["failure"], rows[i]["failure_detail"] = why
                 if ok:
