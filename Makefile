@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 JARS  := .cache/jars/PACKAGE
 ARGS  ?=
 
+# serialises the two editable installs when the environments build side by side (test-deps)
+LOCK  := $(shell command -v flock >/dev/null 2>&1 && echo flock .cache/editable.lock)
+
 HVD   := .venv-hvd
 HVD_STAMP := $(HVD)/.installed
 
-.PHONY: setup horovod-env peers-env py312 demo test test-all bench peers wheel clean-lakehouse clean
+.PHONY: setup horovod-env peers-env py312 test-deps demo test test-all bench peers wheel clean-lakehouse clean
 
 setup: $(STAMP) $(JARS)
 
@@ -20,7 +23,8 @@ setup: $(STAMP) $(JARS)
 $(STAMP): setup.py constraints.txt
 	@PY=$$(scripts/check_prereqs.sh) && { [ -x $(BIN)/python ] || $$PY -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local,cpu,dev]"
+	@mkdir -p .cache
+	$(LOCK) $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[local,cpu,dev]"
 	@touch $(STAMP)
 
 # Delta's jars, fetched once from Maven Central into .cache/jars (later runs need no network).
@@ -56,8 +60,14 @@ demo: setup
 
 # The tests of the horovod backend run its workers in .venv-hvd (and fail, not skip, here);
 # the standalone-cluster test packs a Python 3.12 environment (tests/test_cluster.py).
-test: setup horovod-env py312
+test: test-deps
 	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q --durations=12 $(ARGS)
+
+# The two environments build side by side: pip unpacks .venv's wheels while g++ compiles
+# horovod for .venv-hvd (both editable installs of vistarank take .cache/editable.lock, as
+# they write the same egg-info in the checkout).
+test-deps:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target setup horovod-env py312
 
 py312:
 	@PY312=$${VISTARANK_PY312:-$$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)}; \
@@ -65,7 +75,7 @@ py312:
 	if [ -z "$$PY312" ] || ! "$$PY312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then \
 	  echo "error: make test needs Python 3.12 too (the cluster test runs on it): install it (e.g. pyenv install 3.12) or set VISTARANK_PY312=/path/to/python3.12" >&2; exit 1; fi
 
-test-all: setup horovod-env py312
+test-all: test-deps
 	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
 bench: setup

@@ -1,10 +1,15 @@
-"""The analyst notebooks run top to bottom on the tiny world."""
+"""The analyst notebooks run top to bottom on the tiny world.
+
+They share one kernel, so Spark starts once for the three; each notebook begins with
+``%reset -f``, so none can lean on another's variables."""
 import glob
 import os
 import sys
 
 import nbformat
 import pytest
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,12 +19,28 @@ EXPECT = {"01_explore_lakehouse.ipynb": "unique_images", "02_themes.ipynb": "att
           "03_recommendations.ipynb": "top_engine"}
 
 
+@pytest.fixture(scope="module")
+def kernel(recommended, tmp_path_factory):
+    """One Python kernel for the notebooks, with the tiny world's lakehouse in its environment."""
+    env = dict(os.environ, VISTARANK_LAKEHOUSE=recommended.lakehouse.root, PYSPARK_PYTHON=sys.executable)
+    km = AsyncKernelManager(kernel_name="python3")
+    run_sync(km.start_kernel)(cwd=str(tmp_path_factory.mktemp("notebooks")), env=env)
+    try:
+        yield km
+    finally:
+        run_sync(km.shutdown_kernel)(now=True)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs(path, spark, recommended, monkeypatch, tmp_path):
-    monkeypatch.setenv("VISTARANK_LAKEHOUSE", recommended.lakehouse.root)
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+def test_notebook_runs(path, kernel):
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nb.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
+    client = NotebookClient(nb, km=kernel, timeout=600)
+    try:
+        client.execute()
+    finally:
+        if client.kc is not None:
+            client.kc.stop_channels()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert EXPECT[os.path.basename(path)] in "".join(
         str(o.get("data", "")) + o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
