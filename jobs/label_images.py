@@ -60,10 +60,12 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     udf = make_label_udf(rm.to_json(), lc.top_k, lc.batch_size, lc.full_probabilities, heads,
                          threads=lc.decode_threads, precision=lc.precision,
                          quality_size=lc.quality_size)  # once per job
-    images = io.read(spark, cfg, T.IMAGES).select("image_id", "content", "ingest_date")
+    images = io.read(spark, cfg, T.IMAGES)
+    # the statistics ingest computed (null in a table written before it did: the UDF computes those)
+    images = images.select("image_id", "content", label.quality_column(images), "ingest_date")
     for i, plan in enumerate(chunks):
         t0 = time.perf_counter()
-        chunk = label.chunk_images(images, plan).select("image_id", "content")
+        chunk = label.chunk_images(images, plan).select("image_id", "content", "quality")
         chunk = label.restrict_to_todo(chunk, todo.select("image_id"), every_image, n_todo, lc.broadcast_max_ids)
         # one scoring of the chunk feeds several tables (labels, failures, heads): materialised, lineage
         # cut, before the first write (a cache would be recomputed once image_labels changes: the work

@@ -78,7 +78,8 @@ TRUTH_USERS = Table("truth_users", _s(
 IMAGES = Table("images", _s(
     ("image_id", StringType()), ("format", StringType()), ("width", IntegerType()),
     ("height", IntegerType()), ("source_mode", StringType()), ("n_bytes", LongType()),
-    ("phash", StringType()), ("near_duplicate_of", StringType()), ("content", BinaryType()),
+    ("phash", StringType()), ("near_duplicate_of", StringType()), ("quality", ArrayType(FloatType())),
+    ("content", BinaryType()),
     ("ingested_at", TimestampType()), ("ingest_date", DateType()), ("ingest_part", IntegerType())),
     keys=("image_id",), partition_by=("ingest_date", "ingest_part"), partition_follows_key=False,
     description="unique images by content hash (sha256 of the bytes), with the original bytes; partitioned by "

@@ -1,6 +1,7 @@
 import os
 import shutil
 
+import numpy as np
 from pyspark.sql import functions as F
 
 from badfiles import write_corpus
@@ -25,6 +26,13 @@ def test_every_world_image_is_ingested_once(spark, ingested):
            .groupBy("photo_key").agg(F.countDistinct("image_id").alias("ids"), F.count("*").alias("n"))
            .where("n > 1"))
     assert dup.count() > 0 and dup.where("ids > 1").count() == 0
+    # each image's no-reference quality statistics, computed once here (label.quality_size)
+    from vistarank.udfs.quality import N_QUALITY, quality_of_bytes
+
+    assert images.where(F.coalesce(F.size("quality"), F.lit(-1)) != N_QUALITY).count() == 0
+    for r in images.orderBy("image_id").limit(2).collect():
+        np.testing.assert_array_equal(np.asarray(r.quality, np.float32),
+                                      quality_of_bytes(r.content, cfg.label.quality_size))
 
 
 def test_near_duplicates_are_flagged_and_distinct_photos_are_not(spark, ingested):

@@ -86,6 +86,14 @@ def test_udf_topk_equals_keras_predict(tiny_model, tmp_path):
     assert q.shape == (len(imgs), N_QUALITY) and np.isfinite(q).all()
     at_64 = decode_rgb(imgs[2], max_pixels=10**8, draft_size=64).image
     np.testing.assert_allclose(q[2], pixel_stats(np.asarray(at_64)), rtol=1e-6)
+    # statistics known from ingest are passed on as they are, not computed again; an image
+    # without them gets them computed
+    known = pd.Series([np.full(N_QUALITY, i, np.float32) for i in range(len(imgs) - 1)] + [None], dtype=object)
+    out_k = pd.concat(score_batches(iter([(pd.Series(imgs), known)]), rm.to_json(), 3, 4, True, quality_size=64))
+    assert [list(r) for r in out_k["label_names"]] == [list(r) for r in out["label_names"]]
+    for i in range(len(imgs) - 1):
+        np.testing.assert_array_equal(out_k["quality"].iloc[i], np.full(N_QUALITY, i, np.float32))
+    np.testing.assert_array_equal(out_k["quality"].iloc[-1], q[-1])
 
 
 def test_application_source_with_weights_file(tmp_path):
@@ -152,7 +160,10 @@ def _labels(spark, cfg):
 def test_label_images_incremental_versioned_and_exactly_once(spark, ingested, tiny_model, tmp_path, monkeypatch):
     # a private lakehouse sharing the ingested images (image_labels is written here)
     cfg = _cfg(tmp_path, tiny_model, "label.chunk_images=40", "label.top_k=3")
-    io.write(io.read(spark, ingested, T.IMAGES), cfg, T.IMAGES)
+    # their quality statistics marked (+1), so that labels that copy them are told from labels
+    # that compute them again
+    io.write(io.read(spark, ingested, T.IMAGES).withColumn("quality", F.transform("quality", lambda q: q + 1.0)),
+             cfg, T.IMAGES)
     n_images = io.read(spark, cfg, T.IMAGES).count()
 
     # a run killed after its first chunk keeps that chunk ...
@@ -182,6 +193,11 @@ def test_label_images_incremental_versioned_and_exactly_once(spark, ingested, ti
     # a rerun scores nothing
     assert label_images.run(spark, cfg).outputs["image_labels"] == 0
     assert df.where(F.coalesce(F.size("quality"), F.lit(-1)) != 45).count() == 0  # label.quality_size's statistics
+    # the statistics are the image's own, from ingest (images.quality), copied: not computed again
+    same = df.alias("l").join(io.read(spark, cfg, T.IMAGES).alias("i"), "image_id").where(
+        F.col("l.quality") == F.col("i.quality"))
+    assert same.count() == n_images
+    assert df.join(io.read(spark, ingested, T.IMAGES), ["image_id", "quality"]).count() == 0  # not the unmarked
     # a new version scores everything again and leaves the old rows untouched, here in a table an
     # earlier vistarank wrote, before image_labels had a quality column: the append adds it
     v1 = {r.image_id: r.scored_at for r in df.collect()}
@@ -256,8 +272,9 @@ def test_a_night_reads_only_its_own_ingest_day_and_old_layouts_are_migrated(spar
 
     cfg = _cfg(tmp_path, tiny_model, "label.chunk_images=5")
     imgs = io.read(spark, ingested, T.IMAGES).orderBy("image_id").limit(12)
-    # a lakehouse written before images were partitioned: no ingest_date, no partitioning
-    old = imgs.drop("ingest_date", "ingest_part")
+    # a lakehouse written before images were partitioned: no ingest_date, no partitioning, and
+    # before ingest computed the quality statistics
+    old = imgs.drop("ingest_date", "ingest_part", "quality")
     old.write.format("delta").save(io.table_path(cfg, T.IMAGES))
     assert ingest.migrate_images_layout(spark, cfg)
     detail = DeltaTable.forPath(spark, io.table_path(cfg, T.IMAGES)).detail().first()
@@ -272,7 +289,11 @@ def test_a_night_reads_only_its_own_ingest_day_and_old_layouts_are_migrated(spar
     files = [set(label.chunk_images(io.read(spark, cfg, T.IMAGES), c).inputFiles()) for c in chunks]
     assert all(files) and sum(len(f) for f in files) == len(set().union(*files))  # each file in one chunk
     assert not ingest.migrate_images_layout(spark, cfg)  # once
+    assert io.read(spark, cfg, T.IMAGES).where("quality IS NULL").count() == 12
     assert label_images.run(spark, cfg).outputs["image_labels"] == 12
+    # the statistics the images lack are computed in labelling: equal to ingest's, bit for bit
+    labelled = io.read(spark, cfg, T.IMAGE_LABELS).select("image_id", F.col("quality").alias("lq"))
+    assert labelled.join(imgs, "image_id").where(F.col("lq") == F.col("quality")).count() == 12
     # the next night: 3 new images ingested on another day
     night = dt.date(2030, 1, 2)
     new = (imgs.limit(3).withColumn("image_id", F.concat(F.lit("night-"), "image_id"))

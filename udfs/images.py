@@ -191,11 +191,24 @@ def to_model_input(img: Image.Image, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------- ingest (mapInPandas)
 CHECK_SCHEMA = ("uri string, sale_id string, ok boolean, reason string, detail string, image_id string, "
                 "format string, width int, height int, source_mode string, n_bytes long, phash string, "
-                "content binary")
+                "quality array<float>, content binary")
 
 
-def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side: int):
-    """mapInPandas function over (uri, sale_id): read, check, hash. One output row per file."""
+def _quality_or_none(data: bytes, quality_size: int, max_pixels: int):
+    """The image's quality statistics, or None: they never reject an image that passed its checks."""
+    from vistarank.udfs.quality import quality_of_bytes
+
+    try:
+        return quality_of_bytes(data, quality_size, max_pixels)
+    except Exception:  # labelling computes them again, and reports a failure there
+        return None
+
+
+def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side: int, quality_size: int = 0):
+    """mapInPandas function over (uri, sale_id): read, check, hash. One output row per file.
+    With ``quality_size`` > 0 an accepted image's no-reference quality statistics too
+    (:func:`vistarank.udfs.quality.quality_of_bytes`; null where they fail, and labelling
+    computes them then)."""
     formats = list(formats)
 
     def fn(batches):
@@ -206,7 +219,7 @@ def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side
             for uri, sale_id in zip(pdf["uri"], pdf["sale_id"]):
                 row = dict(uri=uri, sale_id=sale_id, ok=False, reason=None, detail=None, image_id=None,
                            format=None, width=None, height=None, source_mode=None, n_bytes=None, phash=None,
-                           content=None)
+                           quality=None, content=None)
                 try:
                     data = read_bytes(uri, max_bytes)
                     dec = decode_rgb(data, max_pixels=max_pixels, formats=formats, min_side=min_side)
@@ -215,6 +228,8 @@ def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side
                                phash=phash_hex(dec.image), content=data)
                     if dec.frames > 1:
                         row["detail"] = f"animated ({dec.frames} frames): first frame used"
+                    if quality_size:
+                        row["quality"] = _quality_or_none(data, quality_size, max_pixels)
                 except ImageRejected as exc:
                     row.update(reason=exc.reason, detail=str(exc)[:500])
                 except FileNotFoundError as exc:

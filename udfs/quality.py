@@ -7,11 +7,14 @@ moments of the mean-subtracted contrast-normalised luminance and of its neighbou
 products, at two scales), colourfulness (Hasler and Suesstrunk) and the orientation
 histogram of the gradients (a tilted horizon moves its mass off 0 and 90 degrees).
 
-The labelling UDF computes them on each image as decoded for ``label.quality_size`` (a
-larger image is reduced by an integer factor while its shorter side stays at least that
-many pixels: a JPEG in the decoder) and stores them in ``image_labels.quality``; the
-aesthetics head reads them beside the embedding. They depend on the resolution they are
-computed at, so one lakehouse keeps one ``label.quality_size``. Cost: about 12 ms per
+They are a property of the image, not of a model: ingest computes them once per image
+(:func:`quality_of_bytes`, into ``images.quality``) on the image as decoded for
+``label.quality_size`` (a larger image is reduced by an integer factor while its shorter
+side stays at least that many pixels: a JPEG in the decoder), and the labelling UDF copies
+them into ``image_labels.quality`` for every model version (computing them only for an
+image ingested without them); the aesthetics head reads them beside the embedding. They
+depend on the resolution they are computed at, so one lakehouse keeps one
+``label.quality_size``. Cost: about 12 ms per
 360 x 240 photo on one core, growing with the pixels (a 12-megapixel JPEG at the default
 256 is decoded at 500 x 375).
 """
@@ -51,6 +54,14 @@ def _sharp_noise(g: np.ndarray) -> list[float]:
     lap = ndimage.laplace(g)
     sigma = np.sqrt(np.pi / 2) * np.abs(ndimage.convolve(g, _IMMERKAER))[1:-1, 1:-1].mean() / 6
     return [lap.var(), np.abs(lap).mean(), sigma]
+
+
+def quality_of_bytes(data: bytes, quality_size: int, max_pixels: int = 1 << 31) -> np.ndarray:
+    """:func:`pixel_stats` of an encoded image as decoded for ``quality_size``: the one
+    decode both ingest and the labelling UDF use, so their statistics are identical."""
+    from vistarank.udfs.images import decode_rgb
+
+    return pixel_stats(np.asarray(decode_rgb(bytes(data), max_pixels=max_pixels, draft_size=quality_size).image))
 
 
 def pixel_stats(rgb: np.ndarray) -> np.ndarray:

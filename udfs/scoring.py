@@ -6,13 +6,14 @@ model comes from :mod:`vistarank.udfs.model_cache` (once per Python process); ea
 Arrow batch is decoded by a small thread pool (Pillow releases the GIL while
 decoding, with JPEG draft-mode downscaling) that works ahead of the model, and the
 model sees fixed-size batches (the last one padded) so its graph is traced once.
-With ``quality_size`` each image's no-reference quality statistics come too
-(:mod:`vistarank.udfs.quality`), computed at that shorter side.
+Each image's no-reference quality statistics (:mod:`vistarank.udfs.quality`) come in
+beside its bytes, as ingest computed them once per image; the UDF passes them on, and
+computes them (at ``quality_size``) only for an image ingested without them.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -30,20 +31,22 @@ _COLUMNS = ["label_names", "label_probs", "embedding", "probabilities", "quality
 _DECODE_MAX_PIXELS = 1 << 31  # images were checked at ingest
 
 
-def decode_with_quality(data: bytes, size: int, quality_size: int = 0
+def decode_with_quality(data: bytes, size: int, quality_size: int = 0, known=None
                         ) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[tuple[str, str]]]:
     """(model input, quality statistics or None, None), or (None, None, (reason, detail)) for
-    an image that cannot be decoded. With ``quality_size`` > 0 the statistics come from a
-    second decode at that size (the model input stays exactly what the model was trained
-    on; a JPEG decode in draft mode costs far less than the statistics)."""
+    an image that cannot be decoded. The statistics are ``known`` (the image's own, from
+    ingest) when given; else, with ``quality_size`` > 0, they come from a second decode at
+    that size (the model input stays exactly what the model was trained on)."""
     try:
         data = bytes(data)
         x = to_model_input(decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=size).image, size)
+        if known is not None:
+            return x, np.asarray(known, dtype=np.float32), None
         q = None
         if quality_size:
-            from vistarank.udfs.quality import pixel_stats
+            from vistarank.udfs.quality import quality_of_bytes
 
-            q = pixel_stats(np.asarray(decode_rgb(data, max_pixels=_DECODE_MAX_PIXELS, draft_size=quality_size).image))
+            q = quality_of_bytes(data, quality_size, _DECODE_MAX_PIXELS)
         return x, q, None
     except ImageRejected as exc:
         return None, None, (exc.reason, str(exc)[:500])
@@ -70,11 +73,12 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
-def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_size: int, full: bool,
+def score_batches(contents: Iterator, model_json: str, k: int, batch_size: int, full: bool,
                   threads: int = 2, heads_json: Optional[str] = None,
                   precision: str = "float32", quality_size: int = 0) -> Iterator[pd.DataFrame]:
-    """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too).
-    With ``quality_size`` > 0 each image's quality statistics (``quality``; else null).
+    """The UDF body, usable without Spark (the benchmark's no-Spark arm calls it too): an
+    iterator of image bytes as a Series, or of (bytes, known quality statistics) Series pairs.
+    ``quality`` out: the known statistics, else with ``quality_size`` > 0 computed, else null.
     With ``heads_json`` (a registered heads manifest) the area and aesthetics heads run on
     the embeddings (and the quality statistics, where the aesthetics head reads them) in the
     same pass; else their columns are null."""
@@ -89,11 +93,13 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
     size = scorer.rm.input_size
     labels = np.array(scorer.labels, dtype=object)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for series in contents:
+        for batch in contents:
+            series, known = batch if isinstance(batch, tuple) else (batch, None)
             values = series.tolist()
-            chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
-            futures = [pool.map(decode_with_quality, chunk, [size] * len(chunk), [quality_size] * len(chunk))
-                       for chunk in chunks]
+            known = [None] * len(values) if known is None else known.tolist()
+            chunks = [(values[i:i + batch_size], known[i:i + batch_size]) for i in range(0, len(values), batch_size)]
+            futures = [pool.map(decode_with_quality, chunk, [size] * len(chunk), [quality_size] * len(chunk), kq)
+                       for chunk, kq in chunks]
             out: list[dict] = []
             for results in futures:
                 decoded, quality, reasons = (list(c) for c in zip(*results))
@@ -125,11 +131,11 @@ def score_batches(contents: Iterator[pd.Series], model_json: str, k: int, batch_
 
 def make_label_udf(model_json: str, k: int, batch_size: int, full: bool, heads_json: Optional[str] = None,
                    threads: int = 2, precision: str = "float32", quality_size: int = 0):
-    """An iterator pandas UDF over the ``content`` column (build once per job)."""
+    """An iterator pandas UDF over the ``content`` and ``quality`` columns (build once per job)."""
 
     @pandas_udf(LABEL_UDF_SCHEMA)
-    def label_images(contents: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        yield from score_batches(contents, model_json, k, batch_size, full, threads, heads_json, precision,
+    def label_images(batches: Iterator[Tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
+        yield from score_batches(batches, model_json, k, batch_size, full, threads, heads_json, precision,
                                  quality_size)
 
     # Nondeterministic so the optimizer never copies it: otherwise a filter on its output

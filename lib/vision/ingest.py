@@ -206,14 +206,17 @@ def check(files: DataFrame, cfg: Config) -> DataFrame:
     """Read, check and hash each supported file in the workers (CHECK_SCHEMA rows)."""
     ic = cfg.ingest
     supported = files.where("supported").select("uri", "sale_id").repartition(ic.partitions)
-    checked = supported.mapInPandas(check_files_fn(ic.max_bytes, ic.max_pixels, ic.formats, ic.min_side),
-                                    schema=CHECK_SCHEMA)
+    # the quality statistics of the image (model-independent): computed here once per image, not
+    # per model version by labelling
+    checked = supported.mapInPandas(check_files_fn(ic.max_bytes, ic.max_pixels, ic.formats, ic.min_side,
+                                                   cfg.label.quality_size), schema=CHECK_SCHEMA)
     unsupported = files.where(~F.col("supported")).select(
         "uri", "sale_id", F.lit(False).alias("ok"), F.lit("unsupported_extension").alias("reason"),
         F.lit("extension not in ingest.extensions").alias("detail"),
         *[F.lit(None).cast(t).alias(c) for c, t in [
             ("image_id", "string"), ("format", "string"), ("width", "int"), ("height", "int"),
-            ("source_mode", "string"), ("n_bytes", "long"), ("phash", "string"), ("content", "binary")]])
+            ("source_mode", "string"), ("n_bytes", "long"), ("phash", "string"), ("quality", "array<float>"),
+            ("content", "binary")]])
     return checked.unionByName(unsupported)
 
 
@@ -236,7 +239,7 @@ def split_checked(checked: DataFrame, now: Column, parts: int = 1) -> tuple[Data
     ok = checked.where("ok")
     images = (ok.dropDuplicates(["image_id"])
               .select("image_id", "format", "width", "height", "source_mode", "n_bytes", "phash",
-                      F.lit(None).cast("string").alias("near_duplicate_of"), "content",
+                      F.lit(None).cast("string").alias("near_duplicate_of"), "quality", "content",
                       now.alias("ingested_at"), F.to_date(now).alias("ingest_date"),
                       part_column(parts).alias("ingest_part")))
     sources = ok.select("image_id", "sale_id", "uri", now.alias("ingested_at"))
@@ -256,7 +259,9 @@ def migrate_images_layout(spark: SparkSession, cfg: Config) -> bool:
         return (df.join(F.broadcast(days), F.col("ingest_date").eqNullSafe(F.col("_d")), "left")
                 .withColumn("ingest_part", part_column(n_parts(F.col("_n"), chunk))).drop("_d", "_n"))
 
-    return io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at")},
+    # quality: null for a table written before ingest computed it (labelling computes it then)
+    return io.migrate_partitioning(spark, cfg, T.IMAGES, {"ingest_date": F.to_date("ingested_at"),
+                                                          "quality": F.lit(None).cast("array<float>")},
                                    then=with_parts)
 
 

@@ -142,22 +142,24 @@ def chunk_images(images: DataFrame, chunk: Chunk) -> DataFrame:
 
 
 def scored(images: DataFrame, cfg: Config, label_udf) -> DataFrame:
-    """images(image_id, content) through the labelling UDF: image_id and the UDF's columns
-    (labels, embedding, the heads' outputs when they are applied, and for an image that
-    could not be decoded, ``failure`` and ``failure_detail`` instead)."""
+    """images(image_id, content[, quality]) through the labelling UDF: image_id and the UDF's
+    columns (labels, embedding, the quality statistics (the image's own, else computed), the
+    heads' outputs when they are applied, and for an image that could not be decoded,
+    ``failure`` and ``failure_detail`` instead)."""
     lc = cfg.label
     if lc.min_partitions and images.rdd.getNumPartitions() < lc.min_partitions:
         images = images.repartition(lc.min_partitions)
     # Scored straight off the scan: a shuffle of the image bytes before the UDF costs more
     # than the scoring itself for a light model (benchmarks/score_throughput.py).
     return (images
-            .select("image_id", label_udf(F.col("content")).alias("r"))
+            .select("image_id", label_udf(F.col("content"), quality_column(images)).alias("r"))
             .select("image_id", "r.*"))
 
 
-def quality_column(labels: DataFrame):
-    """``image_labels.quality``, or a null column for a table written before it had one."""
-    if "quality" in labels.columns:
+def quality_column(df: DataFrame):
+    """The ``quality`` column of images or image_labels, or a null one for a table written
+    before it had one."""
+    if "quality" in df.columns:
         return F.col("quality")
     return F.lit(None).cast("array<float>").alias("quality")
 
