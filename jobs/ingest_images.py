@@ -33,7 +33,9 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     # points at an image that is not stored, and a run killed in between finds its images stored.
     # One ingest per lakehouse at a time (the bundle's jobs run one at a time).
     images = ingest.only_new_images(images, ingest.existing_images(spark, cfg), cfg.ingest.phash_max_distance)
-    # merge_schema: an images table written before it had a quality column gains it
+    # the quality statistics, on the new images only; merge_schema: an images table written before
+    # it had a quality column gains it
+    images = ingest.with_quality(images, cfg)
     res.add(T.IMAGES, io.write(images, cfg, T.IMAGES, mode="append", merge_schema=True))
     res.add(T.IMAGE_SOURCES, io.write(sources, cfg, T.IMAGE_SOURCES, mode="append"))
     res.add(T.IMAGES_REJECTED, io.write(rejected, cfg, T.IMAGES_REJECTED, mode="append"))

@@ -191,11 +191,12 @@ def to_model_input(img: Image.Image, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------- ingest (mapInPandas)
 CHECK_SCHEMA = ("uri string, sale_id string, ok boolean, reason string, detail string, image_id string, "
                 "format string, width int, height int, source_mode string, n_bytes long, phash string, "
-                "quality array<float>, content binary")
+                "content binary")
 
 
-def _quality_or_none(data: bytes, quality_size: int, max_pixels: int):
-    """The image's quality statistics, or None: they never reject an image that passed its checks."""
+def quality_or_none(data: bytes, quality_size: int, max_pixels: int):
+    """An ingested image's quality statistics (:func:`vistarank.udfs.quality.quality_of_bytes`),
+    or None where they fail: they never reject an image that passed its checks."""
     from vistarank.udfs.quality import quality_of_bytes
 
     try:
@@ -204,11 +205,8 @@ def _quality_or_none(data: bytes, quality_size: int, max_pixels: int):
         return None
 
 
-def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side: int, quality_size: int = 0):
-    """mapInPandas function over (uri, sale_id): read, check, hash. One output row per file.
-    With ``quality_size`` > 0 an accepted image's no-reference quality statistics too
-    (:func:`vistarank.udfs.quality.quality_of_bytes`; null where they fail, and labelling
-    computes them then)."""
+def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side: int):
+    """mapInPandas function over (uri, sale_id): read, check, hash. One output row per file."""
     formats = list(formats)
 
     def fn(batches):
@@ -219,7 +217,7 @@ def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side
             for uri, sale_id in zip(pdf["uri"], pdf["sale_id"]):
                 row = dict(uri=uri, sale_id=sale_id, ok=False, reason=None, detail=None, image_id=None,
                            format=None, width=None, height=None, source_mode=None, n_bytes=None, phash=None,
-                           quality=None, content=None)
+                           content=None)
                 try:
                     data = read_bytes(uri, max_bytes)
                     dec = decode_rgb(data, max_pixels=max_pixels, formats=formats, min_side=min_side)
@@ -228,8 +226,6 @@ def check_files_fn(max_bytes: int, max_pixels: int, formats: list[str], min_side
                                phash=phash_hex(dec.image), content=data)
                     if dec.frames > 1:
                         row["detail"] = f"animated ({dec.frames} frames): first frame used"
-                    if quality_size:
-                        row["quality"] = _quality_or_none(data, quality_size, max_pixels)
                 except ImageRejected as exc:
                     row.update(reason=exc.reason, detail=str(exc)[:500])
                 except FileNotFoundError as exc:

@@ -28,13 +28,14 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+import pandas as pd  # module level: pandas_udf resolves the string annotations here
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vistarank import io
 from vistarank import tables as T
 from vistarank.config import Config, join
-from vistarank.udfs.images import CHECK_SCHEMA, PHASH_BITS, check_files_fn
+from vistarank.udfs.images import CHECK_SCHEMA, PHASH_BITS, check_files_fn, quality_or_none
 from vistarank.udfs.near_dup import KEYS_SCHEMA, band_columns, keys_fn, plan_bands
 
 log = logging.getLogger(__name__)
@@ -206,17 +207,14 @@ def check(files: DataFrame, cfg: Config) -> DataFrame:
     """Read, check and hash each supported file in the workers (CHECK_SCHEMA rows)."""
     ic = cfg.ingest
     supported = files.where("supported").select("uri", "sale_id").repartition(ic.partitions)
-    # the quality statistics of the image (model-independent): computed here once per image, not
-    # per model version by labelling
-    checked = supported.mapInPandas(check_files_fn(ic.max_bytes, ic.max_pixels, ic.formats, ic.min_side,
-                                                   cfg.label.quality_size), schema=CHECK_SCHEMA)
+    checked = supported.mapInPandas(check_files_fn(ic.max_bytes, ic.max_pixels, ic.formats, ic.min_side),
+                                    schema=CHECK_SCHEMA)
     unsupported = files.where(~F.col("supported")).select(
         "uri", "sale_id", F.lit(False).alias("ok"), F.lit("unsupported_extension").alias("reason"),
         F.lit("extension not in ingest.extensions").alias("detail"),
         *[F.lit(None).cast(t).alias(c) for c, t in [
             ("image_id", "string"), ("format", "string"), ("width", "int"), ("height", "int"),
-            ("source_mode", "string"), ("n_bytes", "long"), ("phash", "string"), ("quality", "array<float>"),
-            ("content", "binary")]])
+            ("source_mode", "string"), ("n_bytes", "long"), ("phash", "string"), ("content", "binary")]])
     return checked.unionByName(unsupported)
 
 
@@ -239,12 +237,29 @@ def split_checked(checked: DataFrame, now: Column, parts: int = 1) -> tuple[Data
     ok = checked.where("ok")
     images = (ok.dropDuplicates(["image_id"])
               .select("image_id", "format", "width", "height", "source_mode", "n_bytes", "phash",
-                      F.lit(None).cast("string").alias("near_duplicate_of"), "quality", "content",
+                      F.lit(None).cast("string").alias("near_duplicate_of"), "content",
                       now.alias("ingested_at"), F.to_date(now).alias("ingest_date"),
                       part_column(parts).alias("ingest_part")))
     sources = ok.select("image_id", "sale_id", "uri", now.alias("ingested_at"))
     rejected = checked.where(~F.col("ok")).select("uri", "sale_id", "reason", "detail", now.alias("rejected_at"))
     return images, sources, rejected
+
+
+def with_quality(images: DataFrame, cfg: Config) -> DataFrame:
+    """``images`` with ``quality``: each image's no-reference quality statistics at
+    ``label.quality_size`` (null when it is 0, or where they fail). Applied to the night's new
+    unique images only, after deduplication and the catalogue check, so a file whose bytes
+    are already stored (a photo reused by a hotel's next sale) costs no statistics; they
+    depend on the image alone, so labelling copies them for every model version."""
+    size, max_pixels = cfg.label.quality_size, cfg.ingest.max_pixels
+    if not size:
+        return images.withColumn("quality", F.lit(None).cast("array<float>"))
+
+    @F.pandas_udf("array<float>")
+    def quality(contents: pd.Series) -> pd.Series:
+        return pd.Series([quality_or_none(b, size, max_pixels) for b in contents], dtype=object)
+
+    return images.withColumn("quality", quality("content"))
 
 
 def migrate_images_layout(spark: SparkSession, cfg: Config) -> bool:
