@@ -82,9 +82,8 @@ def taste_ceiling(spark, cfg) -> dict:
     history window, ranked and sliced by the same code, evaluate.sliced_arms) of scores made
     from the world's hidden truth, not from data: ``taste`` = the user's hidden taste . the
     sale's hidden share of taste themes among its photos (the very term the world draws
-    visits from, generate._behaviour_fn), and ``taste_and_quality`` = 4 x that + 0.5 x the
+    visits from, generate._behaviour_fn; generate.sale_taste_shares), and ``taste_and_quality`` = 4 x that + 0.5 x the
     sale's photo quality (the world's own weights; generate.sale_photo_quality)."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from vistarank import io
@@ -113,12 +112,10 @@ def taste_ceiling(spark, cfg) -> dict:
         lists = lists.join(earlier, ["user_id", "as_of", "sale_id"], "left_anti")
     n_history = (keys.join(E.events(visits, purchases, 1.0), "user_id").where(in_window("date"))
                  .groupBy("user_id", "as_of").agg(F.countDistinct("sale_id").cast("int").alias("n_history")))
-    # the hidden share of each taste theme among a sale's distinct photos
+    # the hidden share of each taste theme among a sale's photos (the world's own term)
     taste = io.read(spark, cfg, T.TRUTH_USERS, allow_truth=True).select(
         "user_id", F.explode("taste").alias("theme", "w"))
-    photos = truth_images.dropDuplicates(["photo_key"]).join(taste.select("theme").distinct(), "theme")
-    share = (photos.groupBy("sale_id", "theme").count()
-             .withColumn("share", F.col("count") / F.sum("count").over(Window.partitionBy("sale_id"))))
+    share = G.sale_taste_shares(truth_images)
     fit = (lists.select("user_id", "as_of", "sale_id").join(share, "sale_id").join(taste, ["user_id", "theme"])
            .groupBy("user_id", "as_of", "sale_id").agg(F.sum(F.col("share") * F.col("w")).alias("taste")))
     scored = (lists.join(fit, ["user_id", "as_of", "sale_id"], "left")

@@ -142,3 +142,23 @@ def test_the_demo_tag_space_is_scenes_and_their_elements():
         assert 1 <= len(elements) <= 3 and set(elements) <= set(C.ELEMENTS[cat]), (cat, elements)
     x2, y2 = render_dataset(2, 32, seed=3)
     assert (x2 == x).all() and (y2 == y).all()  # seeded
+
+
+def test_sale_taste_shares_are_the_worlds_own_term(spark, tiny_world):
+    """The truth table gives back the taste term the world draws visits from, for every
+    sale, those of a returning hotel too (they show its photos again under the same keys)."""
+    import numpy as np
+
+    from vistarank.world import generate as G
+
+    cfg = tiny_world
+    sales = G.make_sales(cfg, G.make_hotels(cfg))
+    assert sales["hotel_id"].duplicated().any()  # a hotel with more than one sale
+    expected = dict(zip(sales["sale_id"], G.sale_theme_vectors(sales)))
+    got = {s: np.zeros(len(C.TASTE_THEMES)) for s in expected}
+    rows = G.sale_taste_shares(io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)).collect()
+    for r in rows:
+        got[r["sale_id"]][C.TASTE_THEMES.index(r["theme"])] = r["share"]
+    assert any(v.sum() > 0 for v in expected.values())
+    for s, v in expected.items():
+        np.testing.assert_allclose(got[s], v, atol=1e-12, err_msg=s)

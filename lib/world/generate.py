@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from vistarank import tables as T
@@ -326,6 +326,19 @@ def split_behaviour(behaviour: DataFrame) -> tuple[DataFrame, DataFrame]:
 def sale_photo_quality(truth_images: DataFrame) -> DataFrame:
     """Per sale: mean hidden aesthetic, centred (a good-looking sale sells better)."""
     return truth_images.groupBy("sale_id").agg(((F.avg("aesthetic") - 7.0) / 2.0).alias("quality"))
+
+
+def sale_taste_shares(truth_images: DataFrame) -> DataFrame:
+    """(sale_id, theme, share): each sale's share of each taste theme among its photos, the
+    hidden term the world draws visits from (:func:`sale_theme_vectors`), read back from the
+    truth table. A photo counts once per sale that shows it: near-duplicate files of it
+    share its ``photo_key``, and a hotel's later sales show its photos again under the same
+    key, so the key is unique per sale, not across the table."""
+    photos = (truth_images.where(F.col("theme").isin(*C.TASTE_THEMES))
+              .dropDuplicates(["sale_id", "photo_key"]))
+    return (photos.groupBy("sale_id", "theme").count()
+            .withColumn("share", F.col("count") / F.sum("count").over(Window.partitionBy("sale_id")))
+            .drop("count"))
 
 
 
