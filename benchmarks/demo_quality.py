@@ -34,9 +34,24 @@ import _results  # benchmarks/_results.py (scripts run from this folder's path)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def themes(spark, cfg) -> dict:
+def hidden_counts(spark, cfg, col: str):
+    """pandas (dominant_theme, ``col``, count): how many images of each theme carry each
+    value of their hidden ``col`` in truth_images (``theme`` or ``category``), an image once
+    however many files show it: k x hidden groups rows."""
     from pyspark.sql import functions as F
 
+    from vistarank import io
+    from vistarank import tables as T
+
+    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
+    img = (io.read(spark, cfg, T.IMAGE_THEMES).where(F.col("dominant_theme").isNotNull())
+           .join(io.read(spark, cfg, T.IMAGE_SOURCES).select("image_id", "uri"), "image_id")
+           .join(truth.select("uri", col), "uri")
+           .dropDuplicates(["image_id"]))
+    return img.groupBy("dominant_theme", col).count().toPandas()
+
+
+def themes(spark, cfg) -> dict:
     from vistarank import io
     from vistarank import tables as T
 
@@ -47,14 +62,9 @@ def themes(spark, cfg) -> dict:
         strong = int((w >= 0.1 * w.max()).sum()) if len(w) else 0
         per.append({"theme_id": r["theme_id"], "name": r["name"], "share": r["share"], "tags_at_10pct": strong,
                     "top_tags": [(t["tag"], round(float(t["weight"]), 4)) for t in r["top_tags"][:5]]})
-    truth = io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True)
-    img = (io.read(spark, cfg, T.IMAGE_THEMES).where(F.col("dominant_theme").isNotNull())
-           .join(io.read(spark, cfg, T.IMAGE_SOURCES).select("image_id", "uri"), "image_id")
-           .join(truth.select("uri", "theme", "category"), "uri")
-           .dropDuplicates(["image_id"]))
     purity = {}
     for col in ("theme", "category"):
-        counts = img.groupBy("dominant_theme", col).count().toPandas()  # k x hidden groups
+        counts = hidden_counts(spark, cfg, col)
         purity[col] = float(counts.groupby("dominant_theme")["count"].max().sum() / counts["count"].sum())
     return {"n_themes": len(per), "median_tags_at_10pct": float(np.median([p["tags_at_10pct"] for p in per])),
             "purity_hidden_theme": purity["theme"], "purity_hidden_category": purity["category"], "themes": per}
@@ -82,8 +92,9 @@ def taste_ceiling(spark, cfg) -> dict:
     history window, ranked and sliced by the same code, evaluate.sliced_arms) of scores made
     from the world's hidden truth, not from data: ``taste`` = the user's hidden taste . the
     sale's hidden share of taste themes among its photos (the very term the world draws
-    visits from, generate._behaviour_fn; generate.sale_taste_shares), and ``taste_and_quality`` = 4 x that + 0.5 x the
-    sale's photo quality (the world's own weights; generate.sale_photo_quality)."""
+    visits from, generate._behaviour_fn; generate.sale_taste_shares), and
+    ``taste_and_quality`` = 4 x that + 0.5 x the sale's photo quality (the world's own
+    weights; generate.sale_photo_quality)."""
     from pyspark.sql import functions as F
 
     from vistarank import io

@@ -38,15 +38,17 @@ import numpy as np
 import pandas as pd
 
 import _results  # benchmarks/_results.py
+from demo_quality import hidden_counts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BETAS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1)
 
 
-def conditional_logit(choices, xd, od, pos, prior: float, steps: int, k: int) -> np.ndarray:
-    """MAP theme affinities of one user: ``choices`` (sale, day) pairs; ``xd[day]`` the open
-    sales' mixes, ``od[day]`` their log-popularity offsets, ``pos[day]`` sale -> row."""
-    b = np.zeros(k)
+def conditional_logit(choices, xd, od, pos, prior: float, steps: int, k: int) -> list[np.ndarray]:
+    """MAP theme affinities of one user after each Newton step from 0: ``choices`` (sale,
+    day) pairs; ``xd[day]`` the open sales' mixes, ``od[day]`` their log-popularity offsets,
+    ``pos[day]`` sale -> row."""
+    b, path = np.zeros(k), []
     for _ in range(steps):
         g, h = -prior * b, -prior * np.eye(k)
         for s, d in choices:
@@ -60,7 +62,8 @@ def conditional_logit(choices, xd, od, pos, prior: float, steps: int, k: int) ->
             g += x[pos[d][s]] - mu
             h -= (x * p[:, None]).T @ x - np.outer(mu, mu)
         b = b - np.linalg.solve(h, g)
-    return b
+        path.append(b)
+    return path
 
 
 def main() -> None:
@@ -128,8 +131,8 @@ def main() -> None:
     hv = np.stack([mix.get(s, zero) for s in hist["sale_id"]]) * hist["weight"].to_numpy()[:, None]
     mean_profile = pd.DataFrame(hv).groupby([hist["user_id"].to_numpy(), hist["as_of"].to_numpy()]).sum()
     choices = {key: list(zip(g["sale_id"], g["date"])) for key, g in seen.groupby(["user_id", "as_of"])}
-    one = {key: conditional_logit(c, xd, od, pos, args.prior, 1, k) for key, c in choices.items()}
-    full = {key: conditional_logit(c, xd, od, pos, args.prior, 8, k) for key, c in choices.items()}
+    paths = {key: conditional_logit(c, xd, od, pos, args.prior, 8, k) for key, c in choices.items()}
+    one, full = ({key: p[i] for key, p in paths.items()} for i in (0, -1))
 
     # the hidden truth: user taste, the world's sale shares, and each theme's majority hidden theme
     taste = io.read(spark, cfg, T.TRUTH_USERS, allow_truth=True).toPandas()
@@ -139,10 +142,7 @@ def main() -> None:
     shares = {}
     for r in G.sale_taste_shares(truth).collect():  # sales x 7 rows
         shares.setdefault(r["sale_id"], np.zeros(len(C.TASTE_THEMES)))[C.TASTE_THEMES.index(r["theme"])] = r["share"]
-    images = (io.read(spark, cfg, T.IMAGE_THEMES).where(F.col("dominant_theme").isNotNull())
-              .join(io.read(spark, cfg, T.IMAGE_SOURCES).select("image_id", "uri"), "image_id")
-              .join(truth.select("uri", "theme"), "uri").dropDuplicates(["image_id"]))
-    counts = images.groupBy("dominant_theme", "theme").count().toPandas()  # k x hidden themes
+    counts = hidden_counts(spark, cfg, "theme")
     majority = counts.sort_values("count").groupby("dominant_theme").last()["theme"]
     to_taste = np.zeros((k, len(C.TASTE_THEMES)))
     for t, th in majority.items():
