@@ -249,7 +249,7 @@ class TrainingConfig(_Versioned):
     aesthetic_labels: int = Field(400, ge=10)
     label_noise: float = Field(0.15, ge=0, lt=1)
     folds: int = Field(5, ge=2)
-    clean_confidence: float = Field(0.7, gt=0.5, le=1)
+    clean_confidence: float = Field(0.0, ge=0, le=1)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(0.003, gt=0)

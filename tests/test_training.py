@@ -260,6 +260,9 @@ def test_cleaning_drops_confident_contradictions_and_reweighs():
     assert rep["flagged_clean_by_class"] == {W.CLASSES[1]: 1}
     # re-weighted on what is left: class 0 (one label) weighs twice class 1 (two)
     assert clean["weight"].iloc[0] == pytest.approx(2 * clean["weight"].iloc[1])
+    # threshold 0 (the default): every label the out-of-fold top class contradicts, d included
+    clean0, rep0 = W.drop_suspicious(lab, oof, 0.0)
+    assert list(clean0["image_id"]) == ["a", "e"] and rep0["flagged"] == 3
     folds = W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5)
     assert set(folds) == set(range(5)) and list(folds) == list(W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5))
 

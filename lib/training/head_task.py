@@ -5,9 +5,10 @@ aesthetics (10-bin score distributions, EMD loss), as heads on frozen embeddings
   (``training.labels_per_class``), drawn by a seeded hash; an optional share of them is
   flipped to a wrong class (``training.label_noise``) to show the cleaning step.
 - Cleaning: out-of-fold predictions (``training.folds`` heads, each trained without its
-  fold); a label is suspicious when the head gives another class at least
-  ``training.clean_confidence`` and the label less than 1 - that. The head is retrained
-  on the remaining labels.
+  fold); a label is suspicious when the head's top class is another one, with at least
+  ``training.clean_confidence`` and the label less than 1 - that (0, the default: every
+  label the out-of-fold top class contradicts, cleanlab's ``predicted_neq_given``). The
+  head is retrained on the remaining labels.
 - Evaluation on held-out truth (images not in the label set): top-1/top-5 accuracy,
   per-class precision and recall, a confusion matrix PNG; for aesthetics, the mean EMD
   and the Spearman correlation of the predicted mean score with the hidden score.
@@ -76,7 +77,8 @@ def class_weights(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def suspicious(oof: np.ndarray, y: np.ndarray, confidence: float) -> np.ndarray:
-    """Labels that out-of-fold predictions contradict with high confidence."""
+    """Labels whose out-of-fold top class is another one, given at least ``confidence``
+    while the label gets less than ``1 - confidence`` (0: every such contradiction)."""
     pred = oof.argmax(axis=1)
     return (pred != y) & (oof.max(axis=1) >= confidence) & (oof[np.arange(len(y)), y] < 1 - confidence)
 
