@@ -23,6 +23,11 @@ builds outside the pipeline:
 - ``+ photo quality``: each of them plus beta x the sale's mean predicted aesthetic score
   (``image_aesthetics``, centred as the world centres the hidden one), beta chosen on the
   validation days (the days before the evaluation window), never on the evaluation days.
+- ``meta_refit`` and ``meta_refit_hidden_taste``: a logistic regression (scikit-learn,
+  standardised features) refitted on train_reranker's stored training examples
+  (``training_set``, split ``train``) over the re-ranker's engine features, and the same
+  with the hidden ``taste`` term as one more feature: what the re-ranker could gain from
+  a perfect taste estimate, against a refit of itself (not the pipeline's Spark model).
 
 Collects the lists (a few hundred thousand rows on the demo) to the driver: a diagnostic,
 not a job. Writes benchmarks/results/image_engine_probe.json.
@@ -41,6 +46,7 @@ import _results  # benchmarks/_results.py
 from demo_quality import hidden_counts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+META_FEATURES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als", "new_sale"]
 BETAS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1)
 
 
@@ -93,7 +99,7 @@ def main() -> None:
     st = io.read(spark, cfg, T.SALE_THEMES)
     win = TR.windows(visits.agg(F.min("visit_date")).first()[0], cfg.effective_run_date(), rr)
     ctx = TR.context(spark, visits, purchases, sales, st, win, rc)
-    cols = ["user_id", "as_of", "sale_id", "label", "image", "popularity", "recency", "n_history"]
+    cols = ["user_id", "as_of", "sale_id", "label", *META_FEATURES, "n_history"]
     valid_win = TR.Windows(win.train_start, win.validation_start, win.validation_start,
                            win.eval_start - dt.timedelta(days=1))
     lists = {"validation": TR.eval_lists(ctx, valid_win, rr.exclude_bought).select(*cols).toPandas(),
@@ -177,15 +183,30 @@ def main() -> None:
                 df[f"{a}__q{i}"] = df[a] / scale[a] + beta / 0.02 * df["q"]  # beta per 0.02 of the score's sd
 
     def evaluate(df: pd.DataFrame, arms: list[str]) -> dict:
-        sdf = spark.createDataFrame(df[["user_id", "as_of", "sale_id", "label", "recency", "n_history", *arms]]
+        sdf = spark.createDataFrame(df[["user_id", "as_of", "sale_id", "label", "recency", "n_history",
+                                        *[a for a in arms if a != "recency"]]]
                                     .astype({"as_of": "datetime64[ns]"})).withColumn("as_of", F.to_date("as_of"))
         return EV.sliced_arms(sdf, {a: a for a in arms}, purchases, rr.top_n)
+
+    # the re-ranker refitted on its stored training examples, without and with the hidden taste
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = (io.read(spark, cfg, T.TRAINING_SET).where(F.col("split") == "train")
+             .select("user_id", "sale_id", "label", *META_FEATURES).toPandas())  # tens of thousands of rows
+    train["taste"] = [float(tastes.get(u, z7) @ shares.get(x, z7)) for u, x in zip(train["user_id"], train["sale_id"])]
+    ev_df = scored["evaluation"]
+    for arm, feats in (("meta_refit", META_FEATURES), ("meta_refit_hidden_taste", [*META_FEATURES, "taste"])):
+        lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        lr.fit(train[feats].fillna(0.0).to_numpy(), train["label"].to_numpy())
+        ev_df[arm] = lr.decision_function(ev_df[feats].fillna(0.0).to_numpy())
 
     nd = f"ndcg_at_{rr.top_n}"
     combos = [f"{a}__q{i}" for a in base for i in range(len(BETAS))]
     on_valid = evaluate(scored["validation"], combos)
     best = {a: max(range(len(BETAS)), key=lambda i: on_valid[f"{a}__q{i}"]["all"][nd]) for a in base}
-    arms = ["popularity", "q", *base, *[f"{a}__q{best[a]}" for a in base]]
+    arms = ["popularity", "q", *base, *[f"{a}__q{best[a]}" for a in base], "meta_refit", "meta_refit_hidden_taste"]
     res = evaluate(scored["evaluation"], arms)
     spark.stop()
     pop = res["popularity"]["all"][nd]
@@ -195,7 +216,6 @@ def main() -> None:
         figures[name] = {sl: round(v[nd], 4) for sl, v in res[a].items() if sl in ("all", "sale_age=0", "history=5+")}
         if "__q" in a:
             figures[name]["beta_from_validation"] = BETAS[best[a.split("__q")[0]]]
-    ev_df = scored["evaluation"]
     doc = {"n_lists": int(res["popularity"]["all"]["n_lists"]), "prior": args.prior,
            "check_mean_profile_equals_image": float(np.corrcoef(ev_df["image"], ev_df["mean_profile"])[0, 1]),
            "ndcg": figures, "popularity": round(pop, 4), "seconds": round(time.time() - t0, 1)}
