@@ -37,6 +37,18 @@ def transfer_minus_scratch(figures: dict[str, float]) -> float | None:
     return None if transfer is None or scratch is None else transfer - scratch
 
 
+def ratio_se(gain, cost) -> float | None:
+    """Standard error of mean(gain) / mean(cost) over paired draws (delta method: the
+    spread of gain - ratio x cost per draw); None with fewer than 2 draws or no cost."""
+    import numpy as np
+
+    g, c = np.asarray(gain, dtype=float), np.asarray(cost, dtype=float)
+    if len(g) < 2 or c.mean() <= 0:
+        return None
+    resid = g - g.mean() / c.mean() * c
+    return float(resid.std(ddof=1) / np.sqrt(len(g)) / c.mean())
+
+
 def local_spark(root: str, driver_memory: str, extra: dict | None = None):
     """A local[2] session with the embedded default's settings (Delta), its status API on
     (the benchmarks read stage metrics from it) and ``extra`` settings."""

@@ -105,10 +105,7 @@ def summary(rows: list[dict], folds: int, confidence: float) -> dict:
     mean = {arm: float(v.mean()) for arm, v in per.items()}
     cost, gain = mean["true_labels"] - mean["noisy"], mean[f"cleaned_{k}"] - mean["noisy"]
     share = gain / cost if cost > 0 else None
-    se = None
-    if share is not None and len(rows) > 1:  # delta method for a ratio of means over the draws
-        resid = (per[f"cleaned_{k}"] - per["noisy"]) - share * (per["true_labels"] - per["noisy"])
-        se = float(resid.std(ddof=1) / np.sqrt(len(rows)) / cost)
+    se = _results.ratio_se(per[f"cleaned_{k}"] - per["noisy"], per["true_labels"] - per["noisy"])
     by_class = collections.Counter()
     for r in rows:
         by_class.update(r[f"flagged_clean_by_class_{k}"])

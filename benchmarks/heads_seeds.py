@@ -13,7 +13,8 @@ lakehouse:
   max), and three derived per seed: transfer minus from-scratch top-1 on the same held-out
   images, what the label noise costs (``true_labels - noisy``) and what cleaning gains
   (``cleaned - noisy``). The share recovered is the mean gain over the mean cost (a ratio
-  of means: one seed's cost can be near 0).
+  of means: one seed's cost can be near 0), with its standard error over the seeds
+  (``_results.ratio_se``, the delta method).
 
 Goals on the mean (issue #15): ``goal_transfer_10_points`` (transfer beats from scratch by
 10 points of top-1), ``goal_cleaning_recovers_half``. Writes
@@ -85,11 +86,16 @@ def main() -> None:
     cost = figures.get("derived.noise_cost", {}).get("mean")
     gain = figures.get("derived.cleaning_gain", {}).get("mean")
     recovered = gain / cost if cost and cost > 0 else None
+    recovered_se = None
+    if "derived.noise_cost" in figures and "derived.cleaning_gain" in figures:
+        recovered_se = _results.ratio_se(figures["derived.cleaning_gain"]["values"],
+                                         figures["derived.noise_cost"]["values"])
     transfer = figures.get("derived.transfer_minus_scratch", {}).get("mean")
     print({"transfer - scratch (mean)": transfer, "noise cost (mean)": cost, "cleaning gain (mean)": gain,
            "recovered": recovered})
     _results.write("heads_seeds", [figures], args.out, lakehouse=src, seeds=args.seeds,
                    cleaning_recovered_share_of_noise_cost=recovered,
+                   cleaning_recovered_share_se=recovered_se,
                    goal_transfer_10_points=bool(transfer is not None and transfer >= 0.10),
                    goal_cleaning_recovers_half=bool(recovered is not None and recovered >= 0.5))
 
