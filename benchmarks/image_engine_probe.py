@@ -156,6 +156,10 @@ def main() -> None:
             to_taste[int(t), C.TASTE_THEMES.index(th)] = 1.0
     z7 = np.zeros(len(C.TASTE_THEMES))
 
+    def hidden_taste(user_ids, sale_ids) -> np.ndarray:
+        """The world's own taste term per (user, sale): hidden taste . hidden shares."""
+        return np.array([float(tastes.get(u, z7) @ shares.get(x, z7)) for u, x in zip(user_ids, sale_ids)])
+
     def scores(df: pd.DataFrame) -> pd.DataFrame:
         idx = pd.MultiIndex.from_arrays([df["user_id"], df["as_of"]])
         s = np.stack([mix.get(x, zero) for x in df["sale_id"]])
@@ -170,7 +174,7 @@ def main() -> None:
             logit_1step=(np.stack([one.get(key, zero) for key in zip(df["user_id"], df["as_of"])]) * s).sum(1),
             logit=(np.stack([full.get(key, zero) for key in zip(df["user_id"], df["as_of"])]) * s).sum(1),
             true_taste_our_mix=(ut * np.where(n7 > 0, s7 / np.where(n7 > 0, n7, 1.0), 0.0)).sum(1),
-            taste=(ut * np.stack([shares.get(x, z7) for x in df["sale_id"]])).sum(1),
+            taste=hidden_taste(df["user_id"], df["sale_id"]),
             q=df["sale_id"].map(quality).fillna(0.0).to_numpy())
         return out
 
@@ -183,8 +187,7 @@ def main() -> None:
                 df[f"{a}__q{i}"] = df[a] / scale[a] + beta / 0.02 * df["q"]  # beta per 0.02 of the score's sd
 
     def evaluate(df: pd.DataFrame, arms: list[str]) -> dict:
-        sdf = spark.createDataFrame(df[["user_id", "as_of", "sale_id", "label", "recency", "n_history",
-                                        *[a for a in arms if a != "recency"]]]
+        sdf = spark.createDataFrame(df[["user_id", "as_of", "sale_id", "label", "recency", "n_history", *arms]]
                                     .astype({"as_of": "datetime64[ns]"})).withColumn("as_of", F.to_date("as_of"))
         return EV.sliced_arms(sdf, {a: a for a in arms}, purchases, rr.top_n)
 
@@ -195,7 +198,7 @@ def main() -> None:
 
     train = (io.read(spark, cfg, T.TRAINING_SET).where(F.col("split") == "train")
              .select("user_id", "sale_id", "label", *META_FEATURES).toPandas())  # tens of thousands of rows
-    train["taste"] = [float(tastes.get(u, z7) @ shares.get(x, z7)) for u, x in zip(train["user_id"], train["sale_id"])]
+    train["taste"] = hidden_taste(train["user_id"], train["sale_id"])
     ev_df = scored["evaluation"]
     for arm, feats in (("meta_refit", META_FEATURES), ("meta_refit_hidden_taste", [*META_FEATURES, "taste"])):
         lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
