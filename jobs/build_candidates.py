@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from vistarank import io
 from vistarank import tables as T
 from vistarank.config import Config
-from vistarank.jobs.common import main_for
+from vistarank.jobs.common import main_for, sale_themes_with_quality
 from vistarank.recsys import candidates as C
 from vistarank import runs
 from vistarank.runs import StageResult, record_metrics
@@ -20,7 +20,7 @@ from vistarank.runs import StageResult, record_metrics
 log = logging.getLogger(__name__)
 
 
-INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES]
+INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES, T.SALE_GALLERY]
 OUTPUTS = [T.SALE_NEIGHBORS, T.CANDIDATES]
 
 
@@ -34,7 +34,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     res = StageResult("build_candidates")
     d = cfg.effective_run_date()
     fp = runs.fingerprint(spark, cfg, INPUTS, recsys=cfg.recsys.model_dump())
-    sale_themes = io.read(spark, cfg, T.SALE_THEMES) if io.exists(spark, cfg, T.SALE_THEMES) else None
+    sale_themes = sale_themes_with_quality(spark, cfg)
     if sale_themes is None:
         log.warning("no sale_themes table (run fit_themes first): the image engine scores 0")
     inp = C.Inputs(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),

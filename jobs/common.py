@@ -22,6 +22,20 @@ def parser(stage: str, doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def sale_themes_with_quality(spark, cfg: Config):
+    """``sale_themes`` (None when fit_themes has not run) with each sale's standardised photo
+    quality from ``sale_gallery`` when train_head wrote one (the choice image engine's
+    quality term, :mod:`vistarank.recsys.taste`)."""
+    from vistarank import io
+    from vistarank import tables as T
+    from vistarank.recsys import taste as TS
+
+    if not io.exists(spark, cfg, T.SALE_THEMES):
+        return None
+    gallery = io.read(spark, cfg, T.SALE_GALLERY) if io.exists(spark, cfg, T.SALE_GALLERY) else None
+    return TS.with_quality(io.read(spark, cfg, T.SALE_THEMES), gallery)
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)

@@ -15,7 +15,7 @@ from vistarank import io, report, runs
 from vistarank import tables as T
 from vistarank.config import Config, join
 from vistarank.files import write_bytes
-from vistarank.jobs.common import main_for
+from vistarank.jobs.common import main_for, sale_themes_with_quality
 from vistarank.jobs.train_reranker import model_folder
 from vistarank.recsys import candidates as C
 from vistarank.rerank import recommend as R
@@ -23,7 +23,7 @@ from vistarank.runs import StageResult
 
 log = logging.getLogger(__name__)
 
-INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES, T.RERANK_EVAL]
+INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES, T.SALE_GALLERY, T.RERANK_EVAL]
 OUTPUTS = [T.RECOMMENDATIONS]
 
 
@@ -40,7 +40,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     rr, d = cfg.rerank, cfg.effective_run_date()
     fp = _fp(spark, cfg)
     fitted = R.load(model_folder(cfg))
-    sale_themes = io.read(spark, cfg, T.SALE_THEMES) if io.exists(spark, cfg, T.SALE_THEMES) else None
+    sale_themes = sale_themes_with_quality(spark, cfg)
     inp = C.Inputs(io.read(spark, cfg, T.SALES), io.read(spark, cfg, T.VISITS), io.read(spark, cfg, T.PURCHASES),
                    sale_themes)
     srv = C.serving(spark, inp, fitted.engine.settings(cfg.recsys), d)  # scored as the model was trained

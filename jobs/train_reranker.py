@@ -14,7 +14,7 @@ from vistarank import io, runs
 from vistarank import tables as T
 from vistarank.config import Config, join
 from vistarank.files import write_bytes
-from vistarank.jobs.common import main_for
+from vistarank.jobs.common import main_for, sale_themes_with_quality
 from vistarank.recsys.engines import ENGINES
 from vistarank.rerank import evaluate as EV
 from vistarank.rerank import model as M
@@ -24,10 +24,10 @@ from vistarank.runs import StageResult, record_metrics
 
 log = logging.getLogger(__name__)
 
-INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES]
+INPUTS = [T.SALES, T.VISITS, T.PURCHASES, T.SALE_THEMES, T.SALE_GALLERY]
 OUTPUTS = [T.TRAINING_SET, T.RERANK_EVAL]
 NO_IMAGE = [e for e in ENGINES if e != "image"]
-MODEL_FORMAT = 3  # 2: one PipelineModel with EngineFeatures and TopEngine; 3: the imageScore Param (a model saved before is retrained)
+MODEL_FORMAT = 4  # 2: one PipelineModel with EngineFeatures and TopEngine; 3: the imageScore Param; 4: the choice image engine's taste Params (a model saved before is retrained)
 
 
 def model_folder(cfg: Config) -> str:
@@ -48,7 +48,7 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
     rr, rc, d = cfg.rerank, cfg.recsys, cfg.effective_run_date()
     fp = _fp(spark, cfg)
     sales, visits, purchases = (io.read(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES))
-    sale_themes = io.read(spark, cfg, T.SALE_THEMES) if io.exists(spark, cfg, T.SALE_THEMES) else None
+    sale_themes = sale_themes_with_quality(spark, cfg)
     first_day = visits.agg(F.min("visit_date")).first()[0]  # one value
     if first_day is None:
         raise ValueError("no visits: the re-ranker needs history (run generate_world or load visits first)")

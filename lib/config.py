@@ -201,7 +201,10 @@ class RecsysConfig(_Section):
     als_refit_days: int = Field(7, ge=1)
     als_half_life_days: float = Field(0.0, ge=0)
     theme_idf: bool = True
-    image_score: Literal["fit", "cosine"] = "fit"
+    image_score: Literal["choice", "fit", "cosine"] = "choice"
+    taste_prior: float = Field(1.0, gt=0)
+    taste_relevance: float = Field(0.1, ge=0, le=1)
+    taste_users: int = Field(200_000, ge=0)
 
 
 class RerankConfig(_Versioned):

@@ -222,7 +222,8 @@ def test_candidates_open_sales_only_and_cold_start(spark):
     assert {s for _, s in rows} == {"s1", "s2", "s3", "s4"}  # s5 closed yesterday
     assert {u for u, _ in rows} == {"u1", "u2", "u3"}  # u9's only visit is on the run date
     new = rows[("u1", "s4")]
-    assert new["cf"] == 0.0 and new["content"] > 0.5 and new["image"] > 0.8  # cold start: content and images
+    # cold start: content and images; u1 visited beach sales, s4 is one and s3 a city one
+    assert new["cf"] == 0.0 and new["content"] > 0.5 and new["image"] > rows[("u1", "s3")]["image"] + 0.1
     assert new["new_sale"] == 1.0 and rows[("u1", "s1")]["new_sale"] == 0.0
     for r in rows.values():
         for e in C.ENGINES:
@@ -400,12 +401,12 @@ def test_empty_days_and_new_users_score_without_a_crash(spark):
     assert K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "top", rr).count() == 0
     srv.release()
 
-    srv = C.serving(spark, inp, C.RecsysConfig(), D)
+    srv = C.serving(spark, inp, C.RecsysConfig(image_score="fit"), D)
     keys = spark.createDataFrame([("newcomer", D)], "user_id string, as_of date")
     rows = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "all").collect()
     assert sorted(r["sale_id"] for r in rows) == ["s1", "s2", "s3", "s4"]
     assert all(r["cf"] == r["content"] == r["image"] == r["price_fit"] == r["als"] == 0.0 and r["n_history"] == 0
-               for r in rows)
+               for r in rows)  # the choice image engine's newcomer: tests/test_taste.py
     assert {r["sale_id"]: r["recency"] for r in rows}["s4"] == 1.0
     top = K.score_states(spark, srv.states(keys), srv.blocks, 0.5, "top", rr, top_n=10).collect()
     assert [r["rank"] for r in sorted(top, key=lambda r: r["rank"])] == [1, 2, 3, 4]
@@ -427,8 +428,9 @@ def test_distinctive_mix_weighs_themes_by_their_inverse_document_frequency(spark
 
 
 def test_an_unknown_image_score_is_a_clear_error():
-    """recsys.image_score is fit or cosine: the config, the kernel's blocks and the
-    relational reference each refuse anything else before any work."""
+    """recsys.image_score is choice, fit or cosine: the config, the kernel's blocks and the
+    relational reference each refuse anything else before any work (and the relational
+    reference says that choice is the kernel's only)."""
     import pydantic
 
     from vistarank.recsys import kernel as K
@@ -441,3 +443,6 @@ def test_an_unknown_image_score_is_a_clear_error():
     with pytest.raises(ValueError, match="image_score must be one of"):
         E.features(None, None, None, None, None, None, None, half_life_days=14.0, popularity_days=7,
                    price_sigma=0.5, image_score="dot")
+    with pytest.raises(ValueError, match="no relational form"):
+        E.features(None, None, None, None, None, None, None, half_life_days=14.0, popularity_days=7,
+                   price_sigma=0.5, image_score="choice")

@@ -88,7 +88,8 @@ class Serving:
 
     def states(self, keys: DataFrame) -> DataFrame:
         return K.user_states(keys, self.ev, half_life_days=self.rc.half_life_days, history_days=self.rc.history_days,
-                             als_half_life_days=self.rc.als_half_life_days)
+                             als_half_life_days=self.rc.als_half_life_days,
+                             visit_days=self.rc.image_score == "choice")
 
     def scores(self, keys: DataFrame) -> DataFrame:
         """Every engine's score of every open sale for ``keys`` (run_date, user_id, sale_id, engines...)."""
@@ -114,7 +115,7 @@ def serving(spark, inp: Inputs, rc: RecsysConfig, run_date: dt.date) -> Serving:
     blocks = K.day_blocks(spark, [d], inp.sales, inp.visits, ev, sale_prof, inp.sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
                           popularity_days=rc.popularity_days, covisit=covisit, als=LT.AlsSettings.of(rc),
-                          theme_idf=rc.theme_idf, image_score=rc.image_score)
+                          theme_idf=rc.theme_idf, image_score=rc.image_score, **K.taste_settings(rc))
     return Serving(spark, inp, rc, d, ev, sale_prof, blocks, covisit)
 
 

@@ -19,9 +19,12 @@ morning).
   country, destination type, stars, price band: value 1) and the TF-IDF of its
   description words; a user profile is the decayed sum of the unit profiles of the
   sales they visited or bought; the score is their cosine, a sparse dot product by a join.
-- ``image``: how the sale's pictures fit the user's taste. The user's theme profile is
+- ``image``: how the sale's pictures fit the user's taste. With ``recsys.image_score =
+  choice`` (the default) it is a choice model of the user's visits plus the pictures'
+  quality, which only the kernel computes (:mod:`vistarank.recsys.taste`); the relational
+  forms here are the two simpler scores. The user's theme profile is
   the same decayed sum over sale_themes, scaled to sum 1 (their shares of the themes);
-  with ``recsys.image_score = fit`` (the default) the score is its dot product with the
+  with ``recsys.image_score = fit`` the score is its dot product with the
   sale's theme mix (sum 1): the share of the sale's pictures in the themes the user
   visits, in [0, 1]; with ``cosine``, the cosine of the two. With ``recsys.theme_idf``
   (the default) both use the *distinctive* mix (:func:`distinctive_mix`): each theme's
@@ -57,7 +60,8 @@ from vistarank.themes.profiles import mean_vectors, normalise
 
 ENGINES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als", "new_sale"]
 RELATIONAL = [e for e in ENGINES if e != "als"]  # what features() computes; als (vistarank.recsys.latent) is the kernel's only
-IMAGE_SCORES = ("fit", "cosine")  # recsys.image_score
+IMAGE_SCORES = ("choice", "fit", "cosine")  # recsys.image_score
+RELATIONAL_IMAGE_SCORES = ("fit", "cosine")  # what features() computes; choice (vistarank.recsys.taste) is the kernel's
 
 
 def open_sales(sales: DataFrame, run_date: dt.date) -> DataFrame:
@@ -225,6 +229,9 @@ def features(pairs: DataFrame, sales: DataFrame, ev: DataFrame, visits: DataFram
     """
     if image_score not in IMAGE_SCORES:
         raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
+    if image_score not in RELATIONAL_IMAGE_SCORES:
+        raise ValueError(f"image_score {image_score!r} has no relational form (the scoring kernel computes it, "
+                         "vistarank.recsys.taste); use one of {RELATIONAL_IMAGE_SCORES} here")
     keys = pairs.select("user_id", "as_of", "snapshot").distinct()
     hist = history_as_of(ev, keys.select("user_id", "as_of").distinct(), half_life_days).join(
         keys, ["user_id", "as_of"])

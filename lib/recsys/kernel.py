@@ -42,6 +42,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from vistarank.recsys import latent as LT
+from vistarank.recsys import taste as TS
 from vistarank.recsys.engines import ENGINES, IMAGE_SCORES, distinctive_mix
 from vistarank.recsys.similarity import ranked
 
@@ -160,6 +161,7 @@ class Blocks:
     n_themes: int
     als: dict | None = None
     image_score: str = "fit"
+    taste: TS.TasteModel | None = None
 
     def days(self) -> list[dt.date]:
         return sorted(set(self.open["as_of"]))
@@ -168,16 +170,24 @@ class Blocks:
         return len(self.open)
 
 
+def taste_settings(rc) -> dict:
+    """The ``choice`` image engine's settings of a RecsysConfig, as :func:`day_blocks` takes them."""
+    return dict(taste_prior=rc.taste_prior, taste_relevance=rc.taste_relevance, taste_users=rc.taste_users)
+
+
 def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, ev: DataFrame,
                sale_prof: DataFrame, sale_themes: DataFrame | None, *, k: int, shrinkage: float,
                half_life_days: float, history_days: int, popularity_days: int,
                covisit: DataFrame | None = None, als: LT.AlsSettings | None = None, als_refit_days: int = 1,
-               theme_idf: bool = True, image_score: str = "fit") -> Blocks:
+               theme_idf: bool = True, image_score: str = "fit", taste_prior: float = 1.0,
+               taste_relevance: float = 0.1, taste_users: int = 200_000) -> Blocks:
     """The blocks of ``days`` (see :class:`Blocks`); ``covisit``: the days'
     :func:`covisit_by_day` when the caller has it already; ``als``: the ALS settings of
     the snapshots (one every ``als_refit_days`` days; None: none fitted, the engine scores 0);
     ``theme_idf``: the image engine uses :func:`vistarank.recsys.engines.distinctive_mix`;
-    ``image_score``: ``fit`` or ``cosine`` (:data:`vistarank.recsys.engines.IMAGE_SCORES`)."""
+    ``image_score``: ``choice``, ``fit`` or ``cosine`` (:data:`vistarank.recsys.engines.IMAGE_SCORES`);
+    with ``choice``, the ``taste_*`` settings of :func:`vistarank.recsys.taste.build`, and
+    the photo quality of a ``quality`` column of ``sale_themes`` when it has one."""
     if image_score not in IMAGE_SCORES:
         raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
     if not days:
@@ -199,18 +209,26 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     prof = (sale_prof.groupBy("sale_id")
             .agg(F.array_sort(F.collect_list(F.struct("feature", "value"))).alias("prof")))
     recent = recent.join(prof, "sale_id", "left")
-    n_themes = 0
+    n_themes, taste = 0, None
     if sale_themes is not None:
         if theme_idf:
             sale_themes = distinctive_mix(sale_themes)
-        recent = recent.join(sale_themes.select("sale_id", F.col("weights").cast("array<double>").alias("mix")),
-                             "sale_id", "left")
+        mixes = sale_themes.select("sale_id", F.col("weights").cast("array<double>").alias("weights"))
         first_mix = sale_themes.select(F.size("weights").alias("d")).first()
         n_themes = int(first_mix["d"]) if first_mix else 0
+        has_quality = "quality" in sale_themes.columns
+        if image_score == "choice" and n_themes:
+            taste, mixes = TS.build(spark, sales, visits, mixes, n_themes, first, last, history_days=history_days,
+                                    prior=taste_prior, relevance=taste_relevance, max_users=taste_users,
+                                    quality=sale_themes.select("sale_id", "quality") if has_quality else None)
+        recent = recent.join(mixes.select("sale_id", F.col("weights").alias("mix")), "sale_id", "left")
+        quality = F.col("quality").cast("double") if has_quality else F.lit(None).cast("double")
+        recent = recent.join(sale_themes.select("sale_id", quality.alias("quality")), "sale_id", "left")
     else:
-        recent = recent.withColumn("mix", F.lit(None).cast("array<double>"))
+        recent = (recent.withColumn("mix", F.lit(None).cast("array<double>"))
+                  .withColumn("quality", F.lit(None).cast("double")))
     recent_rows = recent.select("sale_id", "price", F.col("prof.feature").alias("feats"),
-                                F.col("prof.value").alias("fvals"), "mix").toPandas()  # a few thousand sales
+                                F.col("prof.value").alias("fvals"), "mix", "quality").toPandas()  # a few thousand sales
     open_rows = open_rows.sort_values(["as_of", "sale_id"], kind="stable").reset_index(drop=True)
     recent_rows = recent_rows.sort_values("sale_id", kind="stable").reset_index(drop=True)
     log.info("day blocks: %d day(s), %d open sale-days, %d neighbour entries; %d recent sales", len(days),
@@ -218,29 +236,34 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
     factors = None
     if als is not None and als.rank > 0:
         factors = LT.fit_days(ev, days, als, refit_days=als_refit_days, history_days=history_days)
-    return Blocks(open_rows, recent_rows, n_themes, factors, image_score)
+    return Blocks(open_rows, recent_rows, n_themes, factors, image_score, taste)
 
 
 # ----------------------------------------------------------------------------- user states
 def user_states(keys: DataFrame, ev: DataFrame, *, half_life_days: float, history_days: int,
-                als_half_life_days: float = 0.0) -> DataFrame:
+                als_half_life_days: float = 0.0, visit_days: bool = False) -> DataFrame:
     """One row per key (user_id, as_of, [targets, labels]): the user's decayed events of the
-    ``history_days`` days before as_of (h_sales, h_weights; h_als: the same decayed by the
+    ``history_days`` before as_of (h_sales, h_weights; h_als: the same decayed by the
     ALS half-life, their ALS ratings of the day) and the sales bought in that window
-    (bought). ``ev``: :func:`vistarank.recsys.engines.events`. One shuffle: events and keys by user."""
+    (bought); with ``visit_days`` (the ``choice`` image engine), h_vdays: per sale of
+    h_sales, the days (since 1970-01-01) of its visits, one entry per visit.
+    ``ev``: :func:`vistarank.recsys.engines.events`. One shuffle: events and keys by user."""
     age = F.datediff(F.col("as_of"), F.col("date"))
     decay = F.pow(F.lit(0.5), age / F.lit(half_life_days))
+    aggs = [F.sum(F.col("w") * decay).alias("weight"), F.max(F.col("bought").cast("int")).alias("b"),
+            F.sum(F.col("w") * LT.decay(age, als_half_life_days)).alias("als")]
+    if visit_days:
+        aggs.append(F.collect_list(F.when(~F.col("bought"), TS.day_number(F.col("date")))).alias("vdays"))
     hist = (ev.join(keys.select("user_id", "as_of"), "user_id")
             .where((F.col("date") < F.col("as_of")) & (F.col("date") >= F.date_sub(F.col("as_of"), history_days)))
-            .groupBy("user_id", "as_of", "sale_id")
-            .agg(F.sum(F.col("w") * decay).alias("weight"), F.max(F.col("bought").cast("int")).alias("b"),
-                 F.sum(F.col("w") * LT.decay(age, als_half_life_days)).alias("als")))
+            .groupBy("user_id", "as_of", "sale_id").agg(*aggs))
+    fields = ["sale_id", "weight", "als"] + (["vdays"] if visit_days else [])
     state = hist.groupBy("user_id", "as_of").agg(
-        F.array_sort(F.collect_list(F.struct("sale_id", "weight", "als"))).alias("h"),
+        F.array_sort(F.collect_list(F.struct(*fields))).alias("h"),
         F.array_sort(F.collect_list(F.when(F.col("b") > 0, F.col("sale_id")))).alias("bought"))
     return keys.join(state, ["user_id", "as_of"], "left").select(
         *keys.columns, F.col("h.sale_id").alias("h_sales"), F.col("h.weight").alias("h_weights"),
-        F.col("h.als").alias("h_als"), "bought")
+        F.col("h.als").alias("h_als"), "bought", *([F.col("h.vdays").alias("h_vdays")] if visit_days else []))
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -266,8 +289,10 @@ def _csr(lists, index: dict, weights=None, n_cols: int = 0):
 class _Recent:
     """The recent sales as matrices (built once per Python worker)."""
 
-    def __init__(self, rows: pd.DataFrame, n_themes: int, image_score: str = "fit") -> None:
+    def __init__(self, rows: pd.DataFrame, n_themes: int, image_score: str = "fit",
+                 taste: TS.TasteModel | None = None) -> None:
         self.image_score = image_score
+        self.taste = taste if image_score == "choice" else None
         self.ids = np.asarray(rows["sale_id"], dtype=object)
         self.pos = {s: i for i, s in enumerate(self.ids)}
         f_index: dict[str, int] = {}
@@ -281,7 +306,10 @@ class _Recent:
         for j, m in enumerate(rows["mix"]):
             if m is not None and n_themes and len(m) == n_themes:
                 mix[j] = np.asarray(m, dtype=float)
-        self.mix = mix  # as stored: the user's theme vector is their weighted sum
+        self.mix = mix  # as stored (choice: restricted to the themes that carry taste)
+        q = (np.asarray(rows["quality"], dtype=float) if "quality" in rows.columns
+             else np.full(len(self.ids), np.nan))
+        self.quality = np.nan_to_num(q, nan=0.0)  # standardised; a sale without one counts the mean
         price = np.asarray(rows["price"], dtype=float)
         ok = np.isfinite(price) & (price > 0)
         self.has_price = ok.astype(float)
@@ -320,6 +348,7 @@ class _Day:
             norms = np.linalg.norm(mix, axis=1, keepdims=True)
             mix = np.where(norms > 0, mix / np.where(norms > 0, norms, 1.0), 0.0)
         self.mix = mix
+        self.quality = sel @ recent.quality
         pop = np.nan_to_num(np.asarray(rows["popularity"], dtype=float), nan=0.0)
         self.popularity = pop / (1.0 + pop)
         opened = np.array([(as_of - d).days if d is not None else np.nan for d in rows["open_date"]], dtype=float)
@@ -358,13 +387,25 @@ def engine_matrix(day: _Day, recent: _Recent, pdf: pd.DataFrame, price_sigma: fl
     norm = np.sqrt(np.asarray(u.multiply(u).sum(axis=1))).ravel()
     dot = np.asarray((u @ day.content).todense())
     out[:, :, 1] = np.where(norm[:, None] > 0, dot / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
-    # image: fit, the user's theme shares (their decayed theme vector scaled to sum 1) times
-    # the sale's mix (sum 1); or the cosine of the two
-    ut = w @ recent.mix
-    un = (np.linalg.norm(ut, axis=1, keepdims=True) if recent.image_score == "cosine"
-          else ut.sum(axis=1, keepdims=True))
-    ut = np.where(un > 0, ut / np.where(un > 0, un, 1.0), 0.0)
-    out[:, :, 2] = ut @ day.mix.T
+    # image: choice, the logistic of the user's affinities (one Newton step of the logit over
+    # their visits) . the sale's mix + beta x its photo quality (vistarank.recsys.taste); fit,
+    # the user's theme shares (their decayed theme vector scaled to sum 1) times the sale's
+    # mix (sum 1); or the cosine of the two
+    if recent.image_score == "choice":
+        if recent.taste is not None:
+            vdays = list(pdf["h_vdays"]) if "h_vdays" in pdf.columns else [None] * n_u
+            per_sale = [None if v is None else [0 if d is None else len(d) for d in v] for v in vdays]
+            counts = _csr([s if v is not None else None for s, v in zip(sales, vdays)], recent.pos,
+                          [c if c is not None else [] for c in per_sale], len(recent.ids))
+            days = [None if v is None else [d for ds in v if ds is not None for d in ds] for v in vdays]
+            b = TS.affinities(recent.taste, counts, recent.mix, days)
+            out[:, :, 2] = TS.scores(b, day.mix, day.quality, recent.taste.beta)
+    else:
+        ut = w @ recent.mix
+        un = (np.linalg.norm(ut, axis=1, keepdims=True) if recent.image_score == "cosine"
+              else ut.sum(axis=1, keepdims=True))
+        ut = np.where(un > 0, ut / np.where(un > 0, un, 1.0), 0.0)
+        out[:, :, 2] = ut @ day.mix.T
     out[:, :, 3] = day.popularity[None, :]
     out[:, :, 4] = day.recency[None, :]
     out[:, :, 7] = day.new[None, :]
@@ -420,7 +461,7 @@ def score_fn(blocks_bc, price_sigma: float, mode: str, reranker: Reranker | None
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         blocks: Blocks = blocks_bc.value
-        recent = _Recent(blocks.recent, blocks.n_themes, blocks.image_score)
+        recent = _Recent(blocks.recent, blocks.n_themes, blocks.image_score, blocks.taste)
         rows = blocks.open
         cache: dict = {}
         for pdf in batches:
@@ -512,6 +553,7 @@ def score_states(spark, states: DataFrame, blocks: Blocks, price_sigma: float, m
         raise ValueError("mode 'top' needs the re-ranker")
     bc = spark.sparkContext.broadcast(blocks)
     fn = score_fn(bc, price_sigma, mode, reranker, top_n, exclude_bought)
-    cols = ["user_id", "as_of", "h_sales", "h_weights", "bought"] + (["h_als"] if "h_als" in states.columns else [])
+    cols = ["user_id", "as_of", "h_sales", "h_weights", "bought"]
+    cols += [c for c in ("h_als", "h_vdays") if c in states.columns]
     cols += [c for c in ("targets", "labels") if c in states.columns]
     return states.select(*cols).mapInPandas(fn, TOP_SCHEMA if mode == "top" else FEATURES_SCHEMA)

@@ -38,7 +38,8 @@ SETTINGS = {"halfLifeDays": "half_life_days", "historyDays": "history_days", "po
             "purchaseWeight": "purchase_weight", "alsRank": "als_rank", "alsRegParam": "als_reg_param",
             "alsAlpha": "als_alpha", "alsMaxIter": "als_max_iter", "alsRefitDays": "als_refit_days",
             "alsHalfLifeDays": "als_half_life_days", "themeIdf": "theme_idf",
-            "imageScore": "image_score"}
+            "imageScore": "image_score", "tastePrior": "taste_prior", "tasteRelevance": "taste_relevance",
+            "tasteUsers": "taste_users"}
 
 
 class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
@@ -66,8 +67,15 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                             TypeConverters.toFloat)
     themeIdf = Param(Params._dummy(), "themeIdf", "the image engine weighs themes by their inverse document "
                      "frequency over the sales", TypeConverters.toBoolean)
-    imageScore = Param(Params._dummy(), "imageScore", "the image engine's score: fit (the user's theme shares "
-                       "times the sale's mix) or cosine", TypeConverters.toString)
+    imageScore = Param(Params._dummy(), "imageScore", "the image engine's score: choice (a conditional logit of "
+                       "the user's visits plus photo quality), fit (the user's theme shares times the sale's mix) "
+                       "or cosine", TypeConverters.toString)
+    tastePrior = Param(Params._dummy(), "tastePrior", "choice: precision of the prior on a user's theme affinities",
+                       TypeConverters.toFloat)
+    tasteRelevance = Param(Params._dummy(), "tasteRelevance", "choice: a theme counts when its intra-user "
+                           "correlation reaches this share of the highest theme's", TypeConverters.toFloat)
+    tasteUsers = Param(Params._dummy(), "tasteUsers", "choice: users sampled to measure the themes' intra-user "
+                       "correlation (0: all)", TypeConverters.toInt)
     excludeBought = Param(Params._dummy(), "excludeBought",
                           "leave out the sales a user bought in the history window", TypeConverters.toBoolean)
 
@@ -77,7 +85,8 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
                  shrinkage: float | None = None, purchaseWeight: float | None = None, alsRank: int | None = None,
                  alsRegParam: float | None = None, alsAlpha: float | None = None, alsMaxIter: int | None = None,
                  alsRefitDays: int | None = None, alsHalfLifeDays: float | None = None, themeIdf: bool | None = None,
-                 imageScore: str | None = None, excludeBought: bool | None = None) -> None:
+                 imageScore: str | None = None, tastePrior: float | None = None, tasteRelevance: float | None = None,
+                 tasteUsers: int | None = None, excludeBought: bool | None = None) -> None:
         from vistarank.config import RecsysConfig
 
         super().__init__()
@@ -109,7 +118,10 @@ class EngineFeatures(Transformer, DefaultParamsReadable, DefaultParamsWritable):
 
     def setSources(self, sales: DataFrame, visits: DataFrame, purchases: DataFrame,
                    sale_themes: DataFrame | None = None) -> "EngineFeatures":
-        """The tables to score from (the schemas of docs/tables.md). Not persisted: data."""
+        """The tables to score from (the schemas of docs/tables.md). Not persisted: data.
+        ``sale_themes`` may carry a ``quality`` column (each sale's standardised photo
+        quality: :func:`vistarank.recsys.taste.with_quality` adds it from sale_gallery),
+        the choice image engine's quality term; without it the term is 0."""
         self._sources = (sales, visits, purchases, sale_themes)
         return self
 

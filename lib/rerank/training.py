@@ -104,7 +104,8 @@ class Context:
         """The kernel over ``keys`` (user_id, as_of, targets, labels)."""
         rc = self.rc
         states = K.user_states(keys, self.ev, half_life_days=rc.half_life_days, history_days=rc.history_days,
-                               als_half_life_days=rc.als_half_life_days)
+                               als_half_life_days=rc.als_half_life_days,
+                               visit_days=rc.image_score == "choice")
         return K.score_states(self.spark, states, self.blocks, rc.price_sigma, mode, exclude_bought=exclude_bought)
 
     def fit_als(self, settings: LT.AlsSettings, known: dict | None = None) -> None:
@@ -144,7 +145,8 @@ def context_for_days(spark, visits: DataFrame, purchases: DataFrame, sales: Data
     blocks = K.day_blocks(spark, all_days, sales, visits, ev, sale_prof, sale_themes, k=rc.neighbors_k,
                           shrinkage=rc.shrinkage, half_life_days=rc.half_life_days, history_days=rc.history_days,
                           popularity_days=rc.popularity_days, als=LT.AlsSettings.of(rc) if with_als else None,
-                          als_refit_days=rc.als_refit_days, theme_idf=rc.theme_idf, image_score=rc.image_score)
+                          als_refit_days=rc.als_refit_days, theme_idf=rc.theme_idf, image_score=rc.image_score,
+                          **K.taste_settings(rc))
     return Context(spark, ev, sale_prof, sales, purchases, sale_themes, open_days, blocks, rc)
 
 
