@@ -204,7 +204,7 @@ class RecsysConfig(_Section):
     image_score: Literal["choice", "fit", "cosine"] = "choice"
     taste_prior: float = Field(1.0, gt=0)
     taste_relevance: float = Field(0.1, ge=0, le=1)
-    taste_users: int = Field(200_000, ge=0)
+    taste_users: int = Field(50_000, ge=0)
 
 
 class RerankConfig(_Versioned):

@@ -180,7 +180,7 @@ def day_blocks(spark, days: list[dt.date], sales: DataFrame, visits: DataFrame, 
                half_life_days: float, history_days: int, popularity_days: int,
                covisit: DataFrame | None = None, als: LT.AlsSettings | None = None, als_refit_days: int = 1,
                theme_idf: bool = True, image_score: str = "fit", taste_prior: float = 1.0,
-               taste_relevance: float = 0.1, taste_users: int = 200_000) -> Blocks:
+               taste_relevance: float = 0.1, taste_users: int = 50_000) -> Blocks:
     """The blocks of ``days`` (see :class:`Blocks`); ``covisit``: the days'
     :func:`covisit_by_day` when the caller has it already; ``als``: the ALS settings of
     the snapshots (one every ``als_refit_days`` days; None: none fitted, the engine scores 0);

@@ -83,36 +83,39 @@ class TasteModel:
 def theme_relevance(visits: DataFrame, mixes: DataFrame, before: dt.date, history_days: int,
                     max_users: int, seed: int = 0) -> np.ndarray:
     """Each theme's intra-class correlation over users' visits in the ``history_days``
-    before ``before`` (at most ``max_users`` users, a seeded hash sample): between-user
-    variance of the users' mean weights (less its sampling part) over the total. ``mixes``:
-    (sale_id, weights). Users with fewer than MIN_VISITS visits are left out. Returns
-    zeros when nothing can be measured."""
+    before ``before`` (at most ``max_users`` users, a seeded hash sample; 0: all): the
+    variance of the users' mean weights less its sampling part (the mean within-user
+    variance over n), over that plus the mean within-user variance. ``mixes``: (sale_id,
+    weights). Users with fewer than MIN_VISITS visits are left out. Two aggregations of
+    k-vectors (MLlib's Summarizer): per user, then over the users. Zeros when nothing can
+    be measured."""
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.ml.stat import Summarizer
+
     v = (visits.where((F.col("visit_date") < F.lit(before))
                       & (F.col("visit_date") >= F.date_sub(F.lit(before), history_days)))
          .select("user_id", "sale_id"))
-    n_users = v.select("user_id").distinct().count()  # one number
-    if max_users and n_users > max_users:
-        share = max_users / n_users
-        v = v.where(F.abs(F.xxhash64("user_id", F.lit(seed))) % 1_000_000 < F.lit(int(share * 1_000_000)))
-    per = (v.join(mixes.select("sale_id", "weights"), "sale_id")
-           .select("user_id", F.posexplode("weights").alias("pos", "x"))
-           .groupBy("user_id", "pos")
-           .agg(F.count("*").alias("n"), F.sum("x").alias("s1"), F.sum(F.col("x") * F.col("x")).alias("s2"))
-           .where(F.col("n") >= MIN_VISITS))
-    m = F.col("s1") / F.col("n")
-    within = (F.col("s2") - F.col("n") * m * m) / (F.col("n") - 1)
-    rows = (per.select("pos", m.alias("m"), within.alias("within"), (within / F.col("n")).alias("noise"))
-            .groupBy("pos").agg(F.var_pop("m").alias("var_m"), F.avg("noise").alias("noise"),
-                                F.avg("within").alias("within"))
-            .collect())  # k rows
-    if not rows:
+    if max_users:
+        n_users = v.select("user_id").distinct().count()  # one number
+        if n_users > max_users:
+            cut = int(max_users / n_users * 1_000_000)
+            v = v.where(F.abs(F.xxhash64("user_id", F.lit(seed))) % 1_000_000 < F.lit(cut))
+    x = array_to_vector(F.col("weights").cast("array<double>"))
+    per = (v.join(mixes.select("sale_id", "weights"), "sale_id").groupBy("user_id")
+           .agg(Summarizer.metrics("mean", "variance", "count").summary(x).alias("s"))
+           .where(F.col("s.count") >= MIN_VISITS))
+    n = F.col("s.count").cast("double")
+    users = per.select(F.col("s.mean").alias("m"), F.col("s.variance").alias("within"),
+                       array_to_vector(F.transform(vector_to_array(F.col("s.variance")), lambda w: w / n))
+                       .alias("noise"))
+    row = users.select(Summarizer.metrics("variance", "count").summary(F.col("m")).alias("m"),
+                       Summarizer.mean(F.col("within")).alias("within"),
+                       Summarizer.mean(F.col("noise")).alias("noise")).first()
+    if row is None or row["m"] is None or row["m"]["count"] < 2:
         return np.zeros(0)
-    icc = np.zeros(max(r["pos"] for r in rows) + 1)
-    for r in rows:
-        between = (r["var_m"] or 0.0) - (r["noise"] or 0.0)
-        total = between + (r["within"] or 0.0)
-        icc[r["pos"]] = between / total if total > 0 else 0.0
-    return icc
+    between = row["m"]["variance"].toArray() - row["noise"].toArray()
+    total = between + row["within"].toArray()
+    return np.divide(between, total, out=np.zeros_like(between), where=total > 0)
 
 
 def relevant_themes(icc: np.ndarray, k: int, share: float) -> np.ndarray:
