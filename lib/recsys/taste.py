@@ -86,9 +86,10 @@ def theme_relevance(visits: DataFrame, mixes: DataFrame, before: dt.date, histor
     before ``before`` (at most ``max_users`` users, a seeded hash sample; 0: all): the
     variance of the users' mean weights less its sampling part (the mean within-user
     variance over n), over that plus the mean within-user variance. ``mixes``: (sale_id,
-    weights). Users with fewer than MIN_VISITS visits are left out. Two aggregations of
-    k-vectors (MLlib's Summarizer): per user, then over the users. Zeros when nothing can
-    be measured."""
+    weights; broadcast: one row per sale). Users with fewer than MIN_VISITS visits are left
+    out. One shuffle, of the visits' (user, sale) pairs by user; then two aggregations of
+    k-vectors (MLlib's Summarizer): per user, where the pairs are, then over the users.
+    Zeros when nothing can be measured."""
     from pyspark.ml.functions import array_to_vector, vector_to_array
     from pyspark.ml.stat import Summarizer
 
@@ -101,7 +102,10 @@ def theme_relevance(visits: DataFrame, mixes: DataFrame, before: dt.date, histor
             cut = int(max_users / n_users * 1_000_000)
             v = v.where(F.abs(F.xxhash64("user_id", F.lit(seed))) % 1_000_000 < F.lit(cut))
     x = array_to_vector(F.col("weights").cast("array<double>"))
-    per = (v.join(mixes.select("sale_id", "weights"), "sale_id").groupBy("user_id")
+    # the (user, sale) pairs go to their user's partition first: the per-user vectors are
+    # then summed where they are (Summarizer's buffers are large: never shuffled per user)
+    mix = F.broadcast(mixes.select("sale_id", "weights"))
+    per = (v.repartition("user_id").join(mix, "sale_id").groupBy("user_id")
            .agg(Summarizer.metrics("mean", "variance", "count").summary(x).alias("s"))
            .where(F.col("s.count") >= MIN_VISITS))
     n = F.col("s.count").cast("double")
