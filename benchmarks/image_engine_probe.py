@@ -113,6 +113,7 @@ def main() -> None:
     from vistarank.recsys import kernel as K
     from vistarank.rerank import evaluate as EV
     from vistarank.rerank import training as TR
+    from vistarank.jobs.common import sale_themes_with_quality
     from vistarank.session import get_spark
     from vistarank.world import catalog as C
     from vistarank.world import generate as G
@@ -122,7 +123,7 @@ def main() -> None:
     spark = get_spark(cfg)
     rr, rc = cfg.rerank, cfg.recsys
     sales, visits, purchases = (io.read(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES))
-    st = io.read(spark, cfg, T.SALE_THEMES)
+    st = sale_themes_with_quality(spark, cfg)  # with the photo quality, as train_reranker reads it
     win = TR.windows(visits.agg(F.min("visit_date")).first()[0], cfg.effective_run_date(), rr)
     ctx = TR.context(spark, visits, purchases, sales, st, win, rc)
     cols = ["user_id", "as_of", "sale_id", "label", *META_FEATURES, "n_history"]
@@ -239,6 +240,8 @@ def main() -> None:
     res = evaluate(scored["evaluation"], arms)
     spark.stop()
     per_list = {a: per_list_ndcg(ev_df, a, rr.top_n) for a in ("image", "popularity")}
+    valid_list = {a: per_list_ndcg(scored["validation"], a, rr.top_n) for a in ("image", "popularity")}
+    pooled = {a: pd.concat([per_list[a], valid_list[a]], keys=["evaluation", "validation"]) for a in per_list}
     pop = res["popularity"]["all"][nd]
     figures = {}
     for a in arms:
@@ -249,6 +252,8 @@ def main() -> None:
     doc = {"n_lists": int(res["popularity"]["all"]["n_lists"]), "prior": args.prior,
            "image_score": rc.image_score, "ndcg": figures,
            "image_vs_popularity_paired": paired_ratio(per_list["image"], per_list["popularity"]),
+           "image_vs_popularity_paired_validation_days": paired_ratio(valid_list["image"], valid_list["popularity"]),
+           "image_vs_popularity_paired_both_windows": paired_ratio(pooled["image"], pooled["popularity"]),
            "check_per_list_equals_spark": abs(float(per_list["image"].mean()) - res["image"]["all"][nd]) < 1e-9,
            "popularity": round(pop, 4), "seconds": round(time.time() - t0, 1)}
     engines = ["image", "logit", "image + photo quality", "logit + photo quality", "logit_1step + photo quality"]

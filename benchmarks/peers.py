@@ -52,6 +52,7 @@ def export(lakehouse: str, work: str) -> dict:
     from vistarank.recsys.engines import ENGINES
     from vistarank.rerank import model as M
     from vistarank.rerank import training as TR
+    from vistarank.jobs.common import sale_themes_with_quality
     from vistarank.session import get_spark
 
     cfg = load_config("local", [f"lakehouse.root={lakehouse}", "spark.show_progress=false"])
@@ -61,7 +62,7 @@ def export(lakehouse: str, work: str) -> dict:
     fitted, no_img = M.load(join(folder, "model")), M.load(join(folder, "ablation_no_image"))
     rc = fitted.engine.settings(cfg.recsys)  # the scoring settings the model was trained with (its ALS too)
     sales, visits, purchases = (io.read(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES))
-    themes = io.read(spark, cfg, T.SALE_THEMES)
+    themes = sale_themes_with_quality(spark, cfg)  # with the photo quality, as train_reranker reads it
     first_day = visits.agg(F.min("visit_date")).first()[0]
     win = TR.windows(first_day, cfg.effective_run_date(), rr)
     ctx = TR.context(spark, visits, purchases, sales, themes, win, rc)

@@ -83,6 +83,7 @@ def main() -> None:
     from vistarank.recsys.engines import ENGINES
     from vistarank.rerank import model as M
     from vistarank.rerank import training as TR
+    from vistarank.jobs.common import sale_themes_with_quality
     from vistarank.session import get_spark
 
     cfg = load_config("local", [f"lakehouse.root={os.path.abspath(args.lakehouse)}", "spark.show_progress=false"])
@@ -97,7 +98,7 @@ def main() -> None:
 
     sales, visits, purchases = (io.read(spark, cfg, t) for t in (T.SALES, T.VISITS, T.PURCHASES))
     win = TR.windows(visits.agg(F.min("visit_date")).first()[0], cfg.effective_run_date(), rr)
-    ctx = TR.context(spark, visits, purchases, sales, io.read(spark, cfg, T.SALE_THEMES), win, rc)
+    ctx = TR.context(spark, visits, purchases, sales, sale_themes_with_quality(spark, cfg), win, rc)
     ctx.fit_als(LT.AlsSettings(als["rank"], als["reg_param"], als["alpha"], rc.als_max_iter,
                                rc.als_half_life_days))
     lists = TR.eval_lists(ctx, win, rr.exclude_bought).cache()
