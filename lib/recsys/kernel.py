@@ -245,25 +245,34 @@ def user_states(keys: DataFrame, ev: DataFrame, *, half_life_days: float, histor
     """One row per key (user_id, as_of, [targets, labels]): the user's decayed events of the
     ``history_days`` before as_of (h_sales, h_weights; h_als: the same decayed by the
     ALS half-life, their ALS ratings of the day) and the sales bought in that window
-    (bought); with ``visit_days`` (the ``choice`` image engine), h_vdays: per sale of
-    h_sales, the days (since 1970-01-01) of its visits, one entry per visit.
-    ``ev``: :func:`vistarank.recsys.engines.events`. One shuffle: events and keys by user."""
+    (bought); with ``visit_days`` (the ``choice`` image engine), h_visits: per sale of
+    h_sales, its visits (undecayed), and v_days, v_counts: the days (since 1970-01-01) the
+    user visited anything, with that day's visits. ``ev``:
+    :func:`vistarank.recsys.engines.events`. One shuffle of the events and keys by user;
+    the visit days are counted by numeric aggregates (no list is built per sale)."""
     age = F.datediff(F.col("as_of"), F.col("date"))
     decay = F.pow(F.lit(0.5), age / F.lit(half_life_days))
     aggs = [F.sum(F.col("w") * decay).alias("weight"), F.max(F.col("bought").cast("int")).alias("b"),
             F.sum(F.col("w") * LT.decay(age, als_half_life_days)).alias("als")]
     if visit_days:
-        aggs.append(F.collect_list(F.when(~F.col("bought"), TS.day_number(F.col("date")))).alias("vdays"))
-    hist = (ev.join(keys.select("user_id", "as_of"), "user_id")
-            .where((F.col("date") < F.col("as_of")) & (F.col("date") >= F.date_sub(F.col("as_of"), history_days)))
-            .groupBy("user_id", "as_of", "sale_id").agg(*aggs))
-    fields = ["sale_id", "weight", "als"] + (["vdays"] if visit_days else [])
+        aggs.append(F.sum((~F.col("bought")).cast("int")).alias("nv"))
+    window = ev.join(keys.select("user_id", "as_of"), "user_id").where(
+        (F.col("date") < F.col("as_of")) & (F.col("date") >= F.date_sub(F.col("as_of"), history_days)))
+    hist = window.groupBy("user_id", "as_of", "sale_id").agg(*aggs)
+    fields = ["sale_id", "weight", "als"] + (["nv"] if visit_days else [])
     state = hist.groupBy("user_id", "as_of").agg(
         F.array_sort(F.collect_list(F.struct(*fields))).alias("h"),
         F.array_sort(F.collect_list(F.when(F.col("b") > 0, F.col("sale_id")))).alias("bought"))
+    extra = []
+    if visit_days:
+        days = (window.where(~F.col("bought"))
+                .groupBy("user_id", "as_of", TS.day_number(F.col("date")).alias("day")).agg(F.count("*").alias("n"))
+                .groupBy("user_id", "as_of").agg(F.array_sort(F.collect_list(F.struct("day", "n"))).alias("vd")))
+        state = state.join(days, ["user_id", "as_of"], "left")
+        extra = [F.col("h.nv").alias("h_visits"), F.col("vd.day").alias("v_days"), F.col("vd.n").alias("v_counts")]
     return keys.join(state, ["user_id", "as_of"], "left").select(
         *keys.columns, F.col("h.sale_id").alias("h_sales"), F.col("h.weight").alias("h_weights"),
-        F.col("h.als").alias("h_als"), "bought", *([F.col("h.vdays").alias("h_vdays")] if visit_days else []))
+        F.col("h.als").alias("h_als"), "bought", *extra)
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -393,12 +402,12 @@ def engine_matrix(day: _Day, recent: _Recent, pdf: pd.DataFrame, price_sigma: fl
     # mix (sum 1); or the cosine of the two
     if recent.image_score == "choice":
         if recent.taste is not None:
-            vdays = list(pdf["h_vdays"]) if "h_vdays" in pdf.columns else [None] * n_u
-            per_sale = [None if v is None else [0 if d is None else len(d) for d in v] for v in vdays]
-            counts = _csr([s if v is not None else None for s, v in zip(sales, vdays)], recent.pos,
-                          [c if c is not None else [] for c in per_sale], len(recent.ids))
-            days = [None if v is None else [d for ds in v if ds is not None for d in ds] for v in vdays]
-            b = TS.affinities(recent.taste, counts, recent.mix, days)
+            cols = ("h_visits", "v_days", "v_counts")
+            visits, days, day_counts = ([None] * n_u,) * 3 if not set(cols) <= set(pdf.columns) else (
+                list(pdf[c]) for c in cols)
+            counts = _csr([s if v is not None else None for s, v in zip(sales, visits)], recent.pos,
+                          [v if v is not None else [] for v in visits], len(recent.ids))
+            b = TS.affinities(recent.taste, counts, recent.mix, days, day_counts)
             out[:, :, 2] = TS.scores(b, day.mix, day.quality, recent.taste.beta)
     else:
         ut = w @ recent.mix
@@ -554,6 +563,6 @@ def score_states(spark, states: DataFrame, blocks: Blocks, price_sigma: float, m
     bc = spark.sparkContext.broadcast(blocks)
     fn = score_fn(bc, price_sigma, mode, reranker, top_n, exclude_bought)
     cols = ["user_id", "as_of", "h_sales", "h_weights", "bought"]
-    cols += [c for c in ("h_als", "h_vdays") if c in states.columns]
+    cols += [c for c in ("h_als", "h_visits", "v_days", "v_counts") if c in states.columns]
     cols += [c for c in ("targets", "labels") if c in states.columns]
     return states.select(*cols).mapInPandas(fn, TOP_SCHEMA if mode == "top" else FEATURES_SCHEMA)

@@ -23,7 +23,7 @@ every user with the themes that are merely common on the day's offer.
   of precision lambda (``recsys.taste_prior``): b_u = (lambda I + sum_v H_d(v))^-1 sum_v
   (x_s(v) - mu_d(v)), over the user's visits v in the history window (undecayed: each
   visit is one choice). Per user this is one k x k solve inside the scoring kernel, from
-  the visited sales and the visits' days (:func:`affinities`).
+  the visits per sale and per day (:func:`affinities`).
 - **Photo quality** (:func:`quality_weight`): q_s, the sale's mean predicted aesthetic
   score (``sale_gallery``) standardised over the sales, with weight beta fitted on the
   same visits as a one-parameter conditional logit (P(s) ~ exp(beta q_s) among the day's
@@ -249,12 +249,12 @@ def build(spark, sales: DataFrame, visits: DataFrame, mixes: DataFrame, k: int, 
 
 
 # ----------------------------------------------------------------------------- users (in the kernel)
-def affinities(model: TasteModel, counts, mix: np.ndarray, day_lists: list) -> np.ndarray:
+def affinities(model: TasteModel, counts, mix: np.ndarray, day_lists: list, day_counts: list) -> np.ndarray:
     """(users x k) affinities b_u: one Newton step from 0 with the prior. ``counts``: sparse
     (users x recent sales) visit counts; ``mix``: the recent sales' restricted mixes;
-    ``day_lists``: per user, the day numbers of their visits (one entry per visit). The
-    model covers every day of the history window; a day outside it would add its sale's
-    mix without the day's offer terms."""
+    ``day_lists`` and ``day_counts``: per user, the days (since 1970-01-01) of their visits
+    and how many visits each. The model covers every day of the history window; a day
+    outside it would add its sales' mixes without the day's offer terms."""
     from scipy import sparse
 
     k, n_u = model.k, counts.shape[0]
@@ -263,10 +263,11 @@ def affinities(model: TasteModel, counts, mix: np.ndarray, day_lists: list) -> n
     curv = np.zeros((n_u, k * k))
     if lens.sum():
         flat = np.concatenate([np.asarray(d, dtype=np.int64) for d, n in zip(day_lists, lens) if n])
+        vals = np.concatenate([np.asarray(c, dtype=float) for c, n in zip(day_counts, lens) if n])
         cols = np.array([model.day_pos.get(int(d), -1) for d in flat], dtype=int)
         rows = np.repeat(np.arange(n_u), lens)
         ok = cols >= 0
-        per_day = sparse.csr_matrix((np.ones(int(ok.sum())), (rows[ok], cols[ok])), shape=(n_u, len(model.days)))
+        per_day = sparse.csr_matrix((vals[ok], (rows[ok], cols[ok])), shape=(n_u, len(model.days)))
         grad -= per_day @ model.offer_mean
         curv = np.asarray(per_day @ model.offer_cov)
     h = curv.reshape(n_u, k, k) + model.prior * np.eye(k)[None]
