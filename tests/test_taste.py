@@ -68,6 +68,10 @@ def test_theme_relevance_drops_the_theme_every_hotel_shows(spark):
     got = {r["sale_id"]: r["w"] for r in
            mixes.select("sale_id", TS.restrict(F.col("weights"), np.array([False, True, True])).alias("w")).collect()}
     assert got["s00"] == pytest.approx([0.0, 1.0, 0.0]) and got["s07"] == pytest.approx([0.0, 0.0, 1.0])
+    # no visits in the window, or a single user: nothing to measure, every theme kept
+    assert TS.theme_relevance(visits, mixes, D - dt.timedelta(days=30), HISTORY, max_users=0).size == 0
+    one = visits.where(F.col("user_id") == "u000")
+    assert TS.theme_relevance(one, mixes, D, HISTORY, max_users=0).size == 0
     # a sample of the users measures the same thing
     icc_half = TS.theme_relevance(visits, mixes, D, HISTORY, max_users=N_USERS // 2)
     assert abs(icc_half[0]) < 0.03 and min(icc_half[1:]) > 0.2

@@ -249,7 +249,8 @@ def user_states(keys: DataFrame, ev: DataFrame, *, half_life_days: float, histor
     h_sales, its visits (undecayed), and v_days, v_counts: the days (since 1970-01-01) the
     user visited anything, with that day's visits. ``ev``:
     :func:`vistarank.recsys.engines.events`. One shuffle of the events and keys by user;
-    the visit days are counted by numeric aggregates (no list is built per sale)."""
+    with ``visit_days``, the same rows are also counted by (user, day) (numeric aggregates,
+    then one short list per user: no list is built per sale)."""
     age = F.datediff(F.col("as_of"), F.col("date"))
     decay = F.pow(F.lit(0.5), age / F.lit(half_life_days))
     aggs = [F.sum(F.col("w") * decay).alias("weight"), F.max(F.col("bought").cast("int")).alias("b"),

@@ -111,12 +111,15 @@ def theme_relevance(visits: DataFrame, mixes: DataFrame, before: dt.date, histor
     n = F.col("s.count").cast("double")
     users = per.select(F.col("s.mean").alias("m"), F.col("s.variance").alias("within"),
                        array_to_vector(F.transform(vector_to_array(F.col("s.variance")), lambda w: w / n))
-                       .alias("noise"))
-    row = users.select(Summarizer.metrics("variance", "count").summary(F.col("m")).alias("m"),
-                       Summarizer.mean(F.col("within")).alias("within"),
-                       Summarizer.mean(F.col("noise")).alias("noise")).first()
-    if row is None or row["m"] is None or row["m"]["count"] < 2:
-        return np.zeros(0)
+                       .alias("noise")).persist()
+    try:
+        if users.count() < 2:  # one number; a Summarizer over no rows fails
+            return np.zeros(0)
+        row = users.select(Summarizer.metrics("variance", "count").summary(F.col("m")).alias("m"),
+                           Summarizer.mean(F.col("within")).alias("within"),
+                           Summarizer.mean(F.col("noise")).alias("noise")).first()
+    finally:
+        users.unpersist()
     between = row["m"]["variance"].toArray() - row["noise"].toArray()
     total = between + row["within"].toArray()
     return np.divide(between, total, out=np.zeros_like(between), where=total > 0)
