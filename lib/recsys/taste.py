@@ -46,6 +46,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from vistarank.themes.profiles import normalise
+
 log = logging.getLogger(__name__)
 
 EPOCH = dt.date(1970, 1, 1)
@@ -138,9 +140,13 @@ def relevant_themes(icc: np.ndarray, k: int, share: float) -> np.ndarray:
 def restrict(weights: F.Column, relevant: np.ndarray) -> F.Column:
     """A mix restricted to the relevant themes, rescaled to sum 1 (zeros when none is shown)."""
     mask = F.array(*[F.lit(1.0 if r else 0.0) for r in relevant])
-    kept = F.zip_with(weights.cast("array<double>"), mask, lambda w, r: w * r)
-    total = F.aggregate(kept, F.lit(0.0).cast("double"), lambda a, x: a + x)
-    return F.when(total > 0, F.transform(kept, lambda x: x / total)).otherwise(F.transform(kept, lambda x: x * 0.0))
+    return normalise(F.zip_with(weights.cast("array<double>"), mask, lambda w, r: w * r), "double")
+
+
+def _open_with_visits(open_days: DataFrame, visits: DataFrame) -> DataFrame:
+    """``open_days`` (as_of, sale_id) with n: the sale's visits that day (null: none)."""
+    daily = visits.groupBy("sale_id", F.col("visit_date").alias("as_of")).agg(F.count("*").alias("n"))
+    return open_days.select("as_of", "sale_id").join(daily, ["as_of", "sale_id"], "left")
 
 
 def _offer_fn(k: int):
@@ -161,8 +167,7 @@ def offer_by_day(open_days: DataFrame, visits: DataFrame, mixes: DataFrame, k: i
     """(day, mean, cov) per day of ``open_days`` (as_of, sale_id): the mean and covariance
     of the open sales' mixes, each sale weighted by 1 + its visits that day (the logit's
     choice probabilities at b = 0). A sale without a mix counts with zeros. One row per day."""
-    daily = visits.groupBy("sale_id", F.col("visit_date").alias("as_of")).agg(F.count("*").alias("n"))
-    rows = (open_days.select("as_of", "sale_id").join(daily, ["as_of", "sale_id"], "left")
+    rows = (_open_with_visits(open_days, visits)
             .join(mixes.select("sale_id", F.col("weights").cast("array<double>").alias("mix")), "sale_id", "left")
             .select(day_number(F.col("as_of")).alias("day"), "n", "mix"))
     out = rows.groupBy("day").applyInPandas(_offer_fn(k), "day int, mean array<double>, cov array<double>")
@@ -174,8 +179,7 @@ def quality_weight(open_days: DataFrame, visits: DataFrame, quality: DataFrame, 
     steps from 0 over ``open_days`` (as_of, sale_id) and the visits of those days;
     ``quality``: (sale_id, quality), a sale without one counts 0 (the mean). 0 when the
     visits cannot tell (no visits, or one quality for all)."""
-    daily = visits.groupBy("sale_id", F.col("visit_date").alias("as_of")).agg(F.count("*").alias("n"))
-    rows = (open_days.select("as_of", "sale_id").join(daily, ["as_of", "sale_id"], "left")
+    rows = (_open_with_visits(open_days, visits)
             .join(quality.select("sale_id", "quality"), "sale_id", "left")
             .select("as_of", F.coalesce("n", F.lit(0)).cast("double").alias("n"),
                     F.coalesce("quality", F.lit(0.0)).cast("double").alias("q"))
