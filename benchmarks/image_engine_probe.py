@@ -45,6 +45,7 @@ import pandas as pd
 
 import _results  # benchmarks/_results.py
 from demo_quality import hidden_counts
+from rerank_convergence import list_ndcg, ratio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 META_FEATURES = ["cf", "content", "image", "popularity", "recency", "price_fit", "als", "new_sale"]
@@ -71,31 +72,6 @@ def conditional_logit(choices, xd, od, pos, prior: float, steps: int, k: int) ->
         b = b - np.linalg.solve(h, g)
         path.append(b)
     return path
-
-
-def per_list_ndcg(df: pd.DataFrame, col: str, k: int) -> pd.Series:
-    """nDCG@k of each (user_id, as_of) list ranked by ``col`` (ties by sale_id), binary
-    relevance ``label`` > 0, lists with a purchase only: RankingEvaluator's definition."""
-    d = df.sort_values(["user_id", "as_of", col, "sale_id"], ascending=[True, True, False, True])
-    rank = d.groupby(["user_id", "as_of"]).cumcount().to_numpy()
-    disc = 1.0 / np.log2(np.arange(k) + 2)
-    hit = (d["label"].to_numpy() > 0) & (rank < k)
-    keys = [d["user_id"].to_numpy(), d["as_of"].to_numpy()]
-    dcg = pd.Series(np.where(hit, disc[np.minimum(rank, k - 1)], 0.0)).groupby(keys).sum()
-    n_rel = pd.Series((d["label"].to_numpy() > 0).astype(int)).groupby(keys).sum()
-    n_rel = n_rel[n_rel > 0]
-    ideal = n_rel.map(lambda n: disc[: min(n, k)].sum())
-    return dcg.reindex(ideal.index) / ideal
-
-
-def paired_ratio(a: pd.Series, b: pd.Series, draws: int = 2000, seed: int = 0) -> dict:
-    """mean(a) / mean(b) over the same lists, with a 90% paired bootstrap interval."""
-    a, b = a.to_numpy(), b.reindex(a.index).to_numpy()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(draws, len(a)))
-    r = a[idx].mean(axis=1) / b[idx].mean(axis=1)
-    return {"ratio": round(float(a.mean() / b.mean()), 4), "p05": round(float(np.quantile(r, 0.05)), 4),
-            "p95": round(float(np.quantile(r, 0.95)), 4), "n_lists": int(len(a))}
 
 
 def main() -> None:
@@ -239,9 +215,11 @@ def main() -> None:
     arms = ["popularity", "q", *base, *[f"{a}__q{best[a]}" for a in base], "meta_refit", "meta_refit_hidden_taste"]
     res = evaluate(scored["evaluation"], arms)
     spark.stop()
-    per_list = {a: per_list_ndcg(ev_df, a, rr.top_n) for a in ("image", "popularity")}
-    valid_list = {a: per_list_ndcg(scored["validation"], a, rr.top_n) for a in ("image", "popularity")}
-    pooled = {a: pd.concat([per_list[a], valid_list[a]], keys=["evaluation", "validation"]) for a in per_list}
+    # per list, from train_reranker's own per-list statistics (rerank_convergence's helpers)
+    per_list = list_ndcg(ev_df, ["image", "popularity"])["all"]
+    valid_list = list_ndcg(scored["validation"], ["image", "popularity"])["all"]
+    pooled = pd.concat([per_list, valid_list], ignore_index=True)
+    rng = np.random.default_rng(0)
     pop = res["popularity"]["all"][nd]
     figures = {}
     for a in arms:
@@ -251,9 +229,9 @@ def main() -> None:
             figures[name]["beta_from_validation"] = BETAS[best[a.split("__q")[0]]]
     doc = {"n_lists": int(res["popularity"]["all"]["n_lists"]), "prior": args.prior,
            "image_score": rc.image_score, "ndcg": figures,
-           "image_vs_popularity_paired": paired_ratio(per_list["image"], per_list["popularity"]),
-           "image_vs_popularity_paired_validation_days": paired_ratio(valid_list["image"], valid_list["popularity"]),
-           "image_vs_popularity_paired_both_windows": paired_ratio(pooled["image"], pooled["popularity"]),
+           "image_vs_popularity_paired": ratio(per_list, "image", "popularity", 2000, rng),
+           "image_vs_popularity_paired_validation_days": ratio(valid_list, "image", "popularity", 2000, rng),
+           "image_vs_popularity_paired_both_windows": ratio(pooled, "image", "popularity", 2000, rng),
            "check_per_list_equals_spark": abs(float(per_list["image"].mean()) - res["image"]["all"][nd]) < 1e-9,
            "popularity": round(pop, 4), "seconds": round(time.time() - t0, 1)}
     engines = ["image", "logit", "image + photo quality", "logit + photo quality", "logit_1step + photo quality"]
