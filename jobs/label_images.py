@@ -116,7 +116,8 @@ def backfill_heads(spark: SparkSession, cfg: Config, features: str, heads: str, 
              m["model_version"], n)
     ids = F.broadcast(todo) if n <= cfg.label.broadcast_max_ids else todo
     emb = labels.select("image_id", "embedding", label.quality_column(labels)).join(ids, "image_id", "left_semi")
-    pred = (emb.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"], m.get("quality_mean")), APPLY_SCHEMA)
+    pred = (emb.mapInPandas(apply_fn(m["area"], m["aesthetics"], m["classes"], m.get("quality_mean"),
+                                     score_cap=m.get("score_cap")), APPLY_SCHEMA)
             .localCheckpoint())
     areas, aesthetics = label.head_outputs(pred, m["model_version"])
     # inserted by key: the table that already has an image's row keeps it

@@ -76,17 +76,20 @@ def run(spark: SparkSession, cfg: Config) -> StageResult:
         report["areas_images"] = W.fine_tune(spark, cfg, clean_pdf, held, p_clean, folder)
 
     # aesthetics (EMD)
-    aes_path, report["aesthetics"], quality_mean = W.aesthetics(spark, cfg, data, held, folder)
+    aes = W.aesthetics(spark, cfg, data, held, folder)
+    report["aesthetics"] = aes.report
 
     # apply to every image; galleries
     pred = (emb.select("image_id", F.col("x").alias("embedding"), F.col("q").alias("quality"))
-            .mapInPandas(apply_fn(area_path, aes_path, W.CLASSES, quality_mean), APPLY_SCHEMA)).persist()
+            .mapInPandas(apply_fn(area_path, aes.path, W.CLASSES, aes.quality_mean, score_cap=aes.score_cap),
+                         APPLY_SCHEMA)).persist()
     areas, aesthetic = head_outputs(pred, tc.model_version)
     res.add(T.IMAGE_AREAS, io.write(areas, cfg, T.IMAGE_AREAS))
     res.add(T.IMAGE_AESTHETICS, io.write(aesthetic, cfg, T.IMAGE_AESTHETICS))
     pred.unpersist()
     data.unpersist()
-    write_manifest(cfg, area_path, aes_path, W.CLASSES, mv, quality_mean)  # label_images applies these from now on
+    # label_images applies these from now on
+    write_manifest(cfg, area_path, aes.path, W.CLASSES, mv, aes.quality_mean, aes.score_cap)
     res.add(T.SALE_GALLERY, io.write(W.gallery(spark, cfg), cfg, T.SALE_GALLERY))
     report["gallery"] = W.gallery_report(io.read(spark, cfg, T.SALE_GALLERY), io.read(spark, cfg, T.IMAGE_SOURCES),
                                          io.read(spark, cfg, T.TRUTH_IMAGES, allow_truth=True))

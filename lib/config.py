@@ -243,6 +243,13 @@ class FineTuneConfig(_Section):
     eval_max_rows: int = Field(2000, ge=10)
 
 
+class FlawsConfig(_Section):
+    images: int = Field(3000, ge=0)
+    copies: int = Field(2, ge=1)
+    epochs: int = Field(40, ge=1)
+    cap_folds: int = Field(5, ge=0)
+
+
 class TrainingConfig(_Versioned):
     name: str = "heads"
     backend: Literal["tf", "horovod"] = "tf"
@@ -263,6 +270,7 @@ class TrainingConfig(_Versioned):
     eval_max_rows: int = Field(20000, ge=10)
     gallery_diverse: int = Field(3, ge=0)
     aesthetics_quality: bool = True
+    flaws: FlawsConfig = Field(default_factory=FlawsConfig)
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
 
 

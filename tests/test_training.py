@@ -340,9 +340,18 @@ def test_train_head_stage_on_the_tiny_world(spark, labelled):
     from vistarank.training.head_task import load_manifest
     from vistarank.udfs.quality import N_QUALITY
 
-    assert report["aesthetics"]["inputs"] == "embedding+quality"
+    # ... and the log probabilities of the self-supervised flaw detector saved inside it
+    assert report["aesthetics"]["inputs"] == "embedding+quality+flaws"
+    assert report["aesthetics"]["flaw_detector"]["examples"] > 0
     manifest = json.loads(load_manifest(cfg, cfg.model.model_version))
     assert len(manifest["quality_mean"]) == N_QUALITY
+    # the score is capped where the out-of-fold heads stop ranking (or not at all): never above
+    cap = manifest["score_cap"]
+    assert (cap is None) == (report["aesthetics"]["cap_share"] == 1.0)
+    if cap is not None:
+        assert scores.max() <= cap + 1e-6
+    metrics = ev[ev.task == "aesthetics"].set_index("metric")["value"]
+    assert metrics["spearman_mean"] == pytest.approx(report["aesthetics"]["spearman_mean"])
     emb_dim = len(io.read(spark, cfg, T.IMAGE_LABELS).select("embedding").first()[0])
     aes_model = keras.models.load_model(manifest["aesthetics"], compile=False)
     assert aes_model.input_shape == (None, emb_dim + N_QUALITY)

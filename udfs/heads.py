@@ -44,10 +44,11 @@ def quality_matrix(values, mean) -> np.ndarray:
 
 
 def apply_heads(area, aes, x: np.ndarray, classes: list[str], quality=None, quality_mean=None,
-                batch: int = 1024) -> dict:
+                batch: int = 1024, score_cap=None) -> dict:
     """The area and aesthetics heads on embeddings ``x``: the columns of HEAD_COLUMNS. With
     ``quality_mean`` (the manifest's, when the aesthetics head reads quality statistics) the
-    aesthetics head gets [embedding, quality] (:func:`quality_matrix` of ``quality``)."""
+    aesthetics head gets [embedding, quality] (:func:`quality_matrix` of ``quality``). The
+    score is the distribution's mean, capped at ``score_cap`` (the manifest's) when set."""
     pa = area.predict(x, batch_size=batch, verbose=0)
     xa = x
     if quality_mean is not None:
@@ -58,19 +59,24 @@ def apply_heads(area, aes, x: np.ndarray, classes: list[str], quality=None, qual
     return {"area": np.asarray(classes, dtype=object)[top],
             "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
             "area_probabilities": list(pa.astype(np.float32)), "distribution": list(pd_.astype(np.float32)),
-            "score": (pd_ @ np.arange(1, pd_.shape[1] + 1, dtype=np.float32)).astype(np.float32)}
+            "score": _capped(pd_ @ np.arange(1, pd_.shape[1] + 1, dtype=np.float32), score_cap)}
+
+
+def _capped(score: np.ndarray, score_cap) -> np.ndarray:
+    return (score if score_cap is None else np.minimum(score, np.float32(score_cap))).astype(np.float32)
 
 
 def load_heads(manifest_json: str):
-    """(area model, aesthetics model, classes, quality mean or None) of a heads manifest
-    (the models loaded once per worker)."""
+    """(area model, aesthetics model, classes, quality mean or None, score cap or None) of a
+    heads manifest (the models loaded once per worker)."""
     import json
 
     m = json.loads(manifest_json)
-    return _model(m["area"]), _model(m["aesthetics"]), m["classes"], m.get("quality_mean")
+    return _model(m["area"]), _model(m["aesthetics"]), m["classes"], m.get("quality_mean"), m.get("score_cap")
 
 
-def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], quality_mean=None, batch: int = 1024):
+def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], quality_mean=None, batch: int = 1024,
+             score_cap=None):
     """mapInPandas over (image_id, embedding[, quality]): the heads' columns (APPLY_SCHEMA)."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         area, aes = _model(area_path), _model(aesthetic_path)
@@ -80,7 +86,7 @@ def apply_fn(area_path: str, aesthetic_path: str, classes: list[str], quality_me
             x = np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]])
             q = list(pdf["quality"]) if "quality" in pdf.columns else None
             yield pd.DataFrame({"image_id": pdf["image_id"].to_numpy(),
-                                **apply_heads(area, aes, x, classes, q, quality_mean, batch)})
+                                **apply_heads(area, aes, x, classes, q, quality_mean, batch, score_cap)})
 
     return run
 
@@ -117,9 +123,11 @@ def gallery_order(pdf: pd.DataFrame, diverse: int) -> pd.DataFrame:
 
     Greedy: at each of the first ``diverse`` positions take the best-scored image whose area
     is not shown yet (if every remaining image repeats an area, the best of them); then the
-    rest by score. Ties by image_id.
+    rest by score. Ties (a capped score ties the photos the head cannot order) by the
+    distribution's uncapped mean when ``pdf`` has it (column ``mean``), then by image_id.
     """
-    rest = pdf.sort_values(["score", "image_id"], ascending=[False, True]).to_dict("records")
+    keys = ["score", "mean", "image_id"] if "mean" in pdf.columns else ["score", "image_id"]
+    rest = pdf.sort_values(keys, ascending=[False] * (len(keys) - 1) + [True]).to_dict("records")
     out, seen = [], set()
     while rest:
         pick = 0

@@ -89,3 +89,54 @@ def _pixel_stats(rgb: np.ndarray) -> np.ndarray:
         [np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())],
         hist / (hist.sum() + 1e-9)])
     return np.nan_to_num(row.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- synthetic flaws
+# The generic distortion families of no-reference quality research (KADID-10k, RankIQA): a
+# self-supervised flaw detector learns what each does to the statistics above from copies
+# of unlabelled catalogue photos (lib/training/flaws.py), where labels of real flaws are few.
+DISTORTIONS = ("blur", "noise", "dark", "bright", "contrast", "rotate")
+
+
+def distort(img, family: str, severity: float, rng: np.random.Generator):
+    """``img`` (a PIL RGB image) with one distortion of ``family`` at ``severity`` in [0, 1]."""
+    from PIL import Image, ImageEnhance, ImageFilter
+
+    s = float(severity)
+    if family == "blur":
+        return img.filter(ImageFilter.GaussianBlur(radius=0.5 + 3.5 * s))
+    if family == "noise":
+        a = np.asarray(img, np.float32) + rng.normal(0, 5 + 35 * s, (img.height, img.width, 3))
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    if family == "dark":
+        return ImageEnhance.Brightness(img).enhance(1 - 0.7 * s)
+    if family == "bright":
+        return ImageEnhance.Brightness(img).enhance(1 + 1.0 * s)
+    if family == "contrast":
+        return ImageEnhance.Contrast(img).enhance(1 - 0.7 * s)
+    if family == "rotate":
+        return img.rotate(float(rng.choice([-1, 1]) * (2 + 13 * s)), resample=Image.BILINEAR, fillcolor=(0, 0, 0))
+    raise ValueError(f"unknown distortion {family!r}; one of {DISTORTIONS}")
+
+
+def flaw_examples(data: bytes, quality_size: int, copies: int, rng: np.random.Generator,
+                  max_pixels: int = 1 << 31) -> list[tuple[int, np.ndarray]]:
+    """(class, statistics) of a photo as it is (class 0) and of ``copies`` distorted copies
+    (class 1 + the index in :data:`DISTORTIONS`; family and severity in [0.1, 1] drawn from
+    ``rng``), each copy JPEG-encoded (quality 88) and decoded again as a catalogue photo
+    would be, at the decode :func:`quality_of_bytes` uses."""
+    import io
+
+    from PIL import Image
+
+    from vistarank.udfs.images import decode_rgb
+
+    img = decode_rgb(bytes(data), max_pixels=max_pixels, draft_size=quality_size).image.convert("RGB")
+    out = [(0, pixel_stats(np.asarray(img)))]
+    for _ in range(copies):
+        f = int(rng.integers(len(DISTORTIONS)))
+        buf = io.BytesIO()
+        distort(img, DISTORTIONS[f], float(rng.uniform(0.1, 1.0)), rng).save(buf, format="JPEG", quality=88)
+        buf.seek(0)
+        out.append((f + 1, pixel_stats(np.asarray(Image.open(buf).convert("RGB")))))
+    return out

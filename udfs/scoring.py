@@ -116,8 +116,9 @@ def score_batches(contents: Iterator, model_json: str, k: int, batch_size: int, 
                     idx, vals = top_k(probs, k)
                     h = None
                     if heads:
-                        h = apply_heads(heads[0], heads[1], emb.astype(np.float32), heads[2],
-                                        [quality[i] for i in ok], heads[3])
+                        area, aes, classes, q_mean, cap = heads
+                        h = apply_heads(area, aes, emb.astype(np.float32), classes, [quality[i] for i in ok],
+                                        q_mean, score_cap=cap)
                     for j, i in enumerate(ok):
                         rows[i] = dict(rows[i], label_names=labels[idx[j]].tolist(), label_probs=vals[j].astype(np.float32),
                                        embedding=emb[j].astype(np.float32),

@@ -120,15 +120,22 @@ def confusion_png(y: np.ndarray, pred: np.ndarray, classes: list[str], title: st
     return buf.getvalue()
 
 
-def aesthetics_report(dist_true: np.ndarray, dist_pred: np.ndarray, score_true: np.ndarray) -> dict:
+def aesthetics_report(dist_true: np.ndarray, dist_pred: np.ndarray, score_true: np.ndarray,
+                      score_cap: float | None = None) -> dict:
+    """EMD, and Spearman's correlation of the predicted score with the true one: of the
+    score as written (``spearman``: the mean capped at ``score_cap``) and of the uncapped
+    mean (``spearman_mean``)."""
     from scipy.stats import spearmanr
 
     from vistarank.training.heads import emd_numpy, mean_score
 
-    pred_score = mean_score(dist_pred)
+    mean = mean_score(dist_pred)
+    pred_score = mean if score_cap is None else np.minimum(mean, score_cap)
     return {"emd": float(emd_numpy(dist_true, dist_pred).mean()),
-            "spearman": float(spearmanr(pred_score, score_true).statistic), "n": int(len(score_true)),
-            "mae_score": float(np.abs(pred_score - score_true).mean())}
+            "spearman": float(spearmanr(pred_score, score_true).statistic),
+            "spearman_mean": float(spearmanr(mean, score_true).statistic), "n": int(len(score_true)),
+            "mae_score": float(np.abs(mean - score_true).mean()),
+            "tied_at_cap": float((mean >= score_cap).mean()) if score_cap is not None else 0.0}
 
 
 def evaluation_rows(report: dict) -> list[tuple]:
@@ -155,8 +162,9 @@ def evaluation_rows(report: dict) -> list[tuple]:
     for cls, n in c.get("flagged_clean_by_class", {}).items():  # dropped labels the injected noise had not flipped
         rows.append(("cleaning", "cleaned", "flagged_clean", cls, float(n), int(c["labels"])))
     a = report["aesthetics"]
-    for m in ("emd", "spearman", "mae_score"):
-        rows.append(("aesthetics", "emd_head", m, None, float(a[m]), int(a["n"])))
+    for m in ("emd", "spearman", "spearman_mean", "mae_score", "tied_at_cap"):
+        if m in a:
+            rows.append(("aesthetics", "emd_head", m, None, float(a[m]), int(a["n"])))
     if "gallery" in report:
         g = report["gallery"]
         rows.append(("gallery", "aesthetics", "first_in_hidden_top3", None, float(g["first_in_hidden_top3"]),
@@ -175,11 +183,12 @@ def manifest_path(cfg) -> str:
 
 
 def write_manifest(cfg, area: str, aesthetics: str, classes: list[str], features: str,
-                   quality_mean: list[float] | None = None) -> str:
+                   quality_mean: list[float] | None = None, score_cap: float | None = None) -> str:
     """Register the trained heads (training.model_version) for label_images, which applies
     them in its scoring pass to images labelled by the ``features`` model version.
     ``quality_mean``: the aesthetics head reads [embedding, quality statistics]; an image
-    without statistics gets this mean (:func:`vistarank.udfs.heads.quality_matrix`)."""
+    without statistics gets this mean (:func:`vistarank.udfs.heads.quality_matrix`).
+    ``score_cap``: the aesthetic score is the distribution's mean capped there (None: no cap)."""
     import json
 
     from vistarank.files import write_bytes
@@ -187,7 +196,7 @@ def write_manifest(cfg, area: str, aesthetics: str, classes: list[str], features
     path = manifest_path(cfg)
     write_bytes(path, json.dumps({"model_version": cfg.training.model_version, "area": area,
                                   "aesthetics": aesthetics, "classes": classes, "features": features,
-                                  "quality_mean": quality_mean},
+                                  "quality_mean": quality_mean, "score_cap": score_cap},
                                  indent=1).encode())
     return path
 

@@ -216,23 +216,45 @@ def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def with_quality_input(path: str, emb_dim: int, mean: np.ndarray, scale: np.ndarray) -> str:
     """The head at ``path``, trained on [embedding, standardised quality], re-saved in place
     behind a fixed Normalization layer: the saved model reads [embedding, raw quality]."""
-    import keras
+    from vistarank.training.flaws import with_inputs
 
-    head = keras.models.load_model(path, compile=False)
-    mu = np.concatenate([np.zeros(emb_dim, np.float32), mean])
-    var = np.concatenate([np.ones(emb_dim, np.float32), scale ** 2])
-    inp = keras.Input((emb_dim + len(mean),), name="embedding_quality")
-    out = head(keras.layers.Normalization(mean=mu, variance=var, name="quality_scaling")(inp))
-    keras.Model(inp, out, name="aesthetics_with_quality").save(path)
-    return path
+    return with_inputs(path, emb_dim, mean, scale)
 
 
-def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataFrame,
-               folder: str) -> tuple[str, dict, list | None]:
-    """The aesthetics head (EMD over 10 score bins) on ``training.aesthetic_labels`` images;
-    its path, its report on the held-out images it was not trained on, and the quality
-    statistics' mean when it reads them (``training.aesthetics_quality`` and every image of
-    the budget has ``image_labels.quality``; else None: the embedding alone)."""
+@dataclass
+class Aesthetics:
+    """The trained aesthetics head: its path, its report on held-out images, the quality
+    statistics' mean when it reads them (else None) and its score cap (None: no cap)."""
+    path: str
+    report: dict
+    quality_mean: list | None
+    score_cap: float | None
+
+
+def _oof_scores(spark: SparkSession, cfg: Config, rows: pd.DataFrame, folder: str) -> np.ndarray:
+    """Each label's mean score from a head trained without its fold (``training.flaws.cap_folds``)."""
+    from vistarank.training.heads import mean_score
+
+    folds = cfg.training.flaws.cap_folds
+    fold = fold_of(rows["image_id"], folds)
+    out = np.zeros(len(rows), np.float32)
+    for f in range(folds):
+        path = train(spark, cfg, rows[fold != f], "distribution", H.BINS, folder, f"aesthetics_fold{f}", 1)
+        out[fold == f] = mean_score(predict(path, features(rows[fold == f])))
+    return out
+
+
+def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataFrame, folder: str) -> Aesthetics:
+    """The aesthetics head (EMD over 10 score bins) on ``training.aesthetic_labels`` images
+    and its report on the held-out images it was not trained on. It reads the quality
+    statistics too when ``training.aesthetics_quality`` and every image of the budget has
+    ``image_labels.quality`` (else the embedding alone), and then, with
+    ``training.flaws.images``, the log probabilities of a self-supervised flaw detector;
+    with ``training.flaws.cap_folds``, its score is capped where out-of-fold heads show it
+    stops ranking (:mod:`vistarank.training.flaws`)."""
+    from vistarank.training import flaws as FL
+    from vistarank.training.heads import mean_score
+
     tc = cfg.training
     aes = (data.orderBy(F.xxhash64("image_id", F.lit(tc.seed + 3))).limit(tc.aesthetic_labels)
            .select("image_id", "x", "q", H.score_distribution(F.col("aesthetic")).alias("y")))
@@ -242,23 +264,43 @@ def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataF
     if tc.aesthetics_quality and not use_q:
         log.warning("aesthetics: some of the label budget's images have no quality statistics (labelled with "
                     "label.quality_size 0, or before image_labels had them): the head reads the embedding alone")
-    quality_mean = None
+    quality_mean, detector, report_extra = None, None, {}
+    x_held = features(held)
     if use_q:
         q = np.stack([np.asarray(v, np.float32) for v in aes_pdf["q"]])
         mean, scale = quality_scaler(q)
         emb_dim = len(aes_pdf["x"].iloc[0])
-        aes_pdf["x"] = list(np.concatenate([features(aes_pdf), (q - mean) / scale], axis=1))
+        parts = [features(aes_pdf), (q - mean) / scale]
+        q_held = quality_matrix(list(held["q"]), mean)
+        if tc.flaws.images > 0:
+            images = io.read(spark, cfg, T.IMAGES).where(F.col("near_duplicate_of").isNull())
+            fx, fy = FL.examples(images, cfg)
+            if len(fy):
+                detector, report_extra["flaw_detector"] = FL.train_detector(fx, fy, tc.flaws.epochs, tc.seed)
+                parts.append(FL.detector_features(detector, q))
+            else:
+                log.warning("aesthetics: no photo to teach the flaw detector; the head reads the statistics alone")
+        aes_pdf["x"] = list(np.concatenate(parts, axis=1))
         quality_mean = [float(v) for v in mean]
-    path = train(spark, cfg, aes_pdf.drop(columns="q"), "distribution", H.BINS, folder, "aesthetics", tc.workers)
-    x_held = features(held)
+    rows = aes_pdf.drop(columns="q")
+    q_share = 1.0
+    if tc.flaws.cap_folds >= 2 and len(rows) >= 2 * tc.flaws.cap_folds:
+        label_score = mean_score(np.stack(rows["y"].to_numpy()))
+        q_share = FL.choose_cap(_oof_scores(spark, cfg, rows, folder), label_score)
+    path = train(spark, cfg, rows, "distribution", H.BINS, folder, "aesthetics", tc.workers)
+    score_cap = None
+    if q_share < 1.0:  # the same share of the final head's scores on its own labels
+        score_cap = float(np.quantile(mean_score(predict(path, features(rows))), q_share))
     if use_q:
-        path = with_quality_input(path, emb_dim, mean, scale)
-        x_held = np.concatenate([x_held, quality_matrix(list(held["q"]), mean)], axis=1)
+        path = FL.with_inputs(path, emb_dim, mean, scale, detector)
+        x_held = np.concatenate([x_held, q_held], axis=1)
     held_aes = ~held["image_id"].isin(set(aes_pdf["image_id"])).to_numpy()
     dist_true = np.stack([H.score_distribution_np(s) for s in held["aesthetic"][held_aes]])
-    report = H.aesthetics_report(dist_true, predict(path, x_held[held_aes]), held["aesthetic"][held_aes].to_numpy())
-    report["inputs"] = "embedding+quality" if use_q else "embedding"
-    return path, report, quality_mean
+    report = H.aesthetics_report(dist_true, predict(path, x_held[held_aes]), held["aesthetic"][held_aes].to_numpy(),
+                                 score_cap)
+    report["inputs"] = ("embedding+quality" + ("+flaws" if detector is not None else "")) if use_q else "embedding"
+    report["score_cap"], report["cap_share"] = score_cap, q_share
+    return Aesthetics(path, report | report_extra, quality_mean, score_cap)
 
 
 def metrics(report: dict) -> dict[str, float]:
@@ -268,6 +310,8 @@ def metrics(report: dict) -> dict[str, float]:
            "areas_top5_cleaned": r["areas_cleaned"]["top5"], "labels_flagged": r["cleaning"]["flagged"],
            "flag_precision": r["cleaning"]["precision"], "flag_recall": r["cleaning"]["recall"],
            "aesthetics_emd": r["aesthetics"]["emd"], "aesthetics_spearman": r["aesthetics"]["spearman"]}
+    if "spearman_mean" in r["aesthetics"]:
+        out["aesthetics_spearman_mean"] = r["aesthetics"]["spearman_mean"]
     if "areas_true_labels" in r:
         out["areas_top1_true_labels"] = r["areas_true_labels"]["top1"]
     if "gallery" in r:
@@ -293,9 +337,17 @@ def notes(report: dict, n_held: int) -> list[str]:
                    + (f", same network from scratch {ai['from_scratch']['top1']:.3f}" if "from_scratch" in ai else ""))
     out.append(f"aesthetics ({r['aesthetics'].get('inputs', 'embedding')}): EMD {m['aesthetics_emd']:.3f}, "
                f"Spearman {m['aesthetics_spearman']:.3f}"
+               + (f" ({r['aesthetics']['tied_at_cap']:.0%} tied at the cap {r['aesthetics']['score_cap']:.2f}; "
+                  f"the uncapped mean {r['aesthetics']['spearman_mean']:.3f})"
+                  if r["aesthetics"].get("score_cap") is not None else "")
                + (f"; galleries: first image among the hidden best three in {r['gallery']['first_in_hidden_top3']:.0%}"
                   f" of {r['gallery']['n']} sales with {r['gallery']['min_photos']}+ photos" if "gallery" in r else ""))
     return out
+
+
+def _mean(dist: F.Column) -> F.Column:
+    """The mean of a score distribution over 1..n (the uncapped score)."""
+    return F.aggregate(F.transform(dist, lambda p, i: p * (i + 1)), F.lit(0.0), lambda a, v: a + v).alias("mean")
 
 
 def gallery(spark: SparkSession, cfg: Config) -> DataFrame:
@@ -303,11 +355,10 @@ def gallery(spark: SparkSession, cfg: Config) -> DataFrame:
     tc = cfg.training
     imgs = (io.read(spark, cfg, T.IMAGE_SOURCES).select("sale_id", "image_id").where(F.col("sale_id").isNotNull())
             .distinct().join(io.read(spark, cfg, T.IMAGE_AREAS).select("image_id", "area"), "image_id")
-            .join(io.read(spark, cfg, T.IMAGE_AESTHETICS).select("image_id", "score"), "image_id"))
+            .join(io.read(spark, cfg, T.IMAGE_AESTHETICS).select("image_id", "score", _mean(F.col("distribution"))),
+                  "image_id"))
     diverse = tc.gallery_diverse
     return imgs.groupBy("sale_id").applyInPandas(lambda pdf: gallery_order(pdf, diverse), GALLERY_SCHEMA)
-
-
 
 
 def gallery_report(gallery_df: DataFrame, sources: DataFrame, truth: DataFrame, min_photos: int = 6) -> dict:
