@@ -244,10 +244,9 @@ class FineTuneConfig(_Section):
 
 
 class FlawsConfig(_Section):
-    images: int = Field(3000, ge=0)
+    images: int = Field(0, ge=0)
     copies: int = Field(2, ge=1)
     epochs: int = Field(40, ge=1)
-    cap_folds: int = Field(5, ge=0)
 
 
 class TrainingConfig(_Versioned):
@@ -270,6 +269,7 @@ class TrainingConfig(_Versioned):
     eval_max_rows: int = Field(20000, ge=10)
     gallery_diverse: int = Field(3, ge=0)
     aesthetics_quality: bool = True
+    aesthetics_cap_folds: int = Field(5, ge=0)
     flaws: FlawsConfig = Field(default_factory=FlawsConfig)
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
 

@@ -312,9 +312,12 @@ def test_train_head_stage_on_the_tiny_world(spark, labelled):
 
     # Lean: the fine-tuning comparison (two more barrier runs on the images, about a minute)
     # is the slow pipeline test's (fine_tune_report_checks); its launches are tested above.
+    # The flaw detector (off by default) on: its model rides inside the aesthetics head, which
+    # label_images then applies in its workers. Two folds choose the score cap (5 by default).
     tc = labelled.training
     cfg = labelled.model_copy(update={"training": tc.model_copy(update={
-        "fine_tune": tc.fine_tune.model_copy(update={"enabled": False})})})
+        "fine_tune": tc.fine_tune.model_copy(update={"enabled": False}),
+        "flaws": tc.flaws.model_copy(update={"images": 300}), "aesthetics_cap_folds": 2})})
     res = train_head.run(spark, cfg)
     n_img = io.read(spark, cfg, T.IMAGE_LABELS).where(F.col("model_version") == cfg.model.model_version).count()
     assert res.outputs["image_areas"] == n_img and res.outputs["image_aesthetics"] == n_img

@@ -21,9 +21,10 @@ benchmarks.
 **The score cap.** A flawless photo's score is the photographer's composition, which
 neither the statistics nor the embedding show: the head's mean over such photos is noise,
 and it orders them at random. Spearman's correlation (and a gallery) counts that random
-order against it. ``training.flaws.cap_folds`` out-of-fold heads choose, on the label
+order against it. ``training.aesthetics_cap_folds`` out-of-fold heads choose, on the label
 budget alone, the share of photos above which the head cannot order them; the score is
-then capped at that level of the final head's predictions, and those photos tie
+then capped at that quantile of the out-of-fold scores (out of sample, as the final head's
+scores on new photos are), and those photos tie
 (``image_aesthetics.score``; the distribution is kept whole).
 """
 from __future__ import annotations

@@ -232,10 +232,10 @@ class Aesthetics:
 
 
 def _oof_scores(spark: SparkSession, cfg: Config, rows: pd.DataFrame, folder: str) -> np.ndarray:
-    """Each label's mean score from a head trained without its fold (``training.flaws.cap_folds``)."""
+    """Each label's mean score from a head trained without its fold (``training.aesthetics_cap_folds``)."""
     from vistarank.training.heads import mean_score
 
-    folds = cfg.training.flaws.cap_folds
+    folds = cfg.training.aesthetics_cap_folds
     fold = fold_of(rows["image_id"], folds)
     out = np.zeros(len(rows), np.float32)
     for f in range(folds):
@@ -250,7 +250,7 @@ def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataF
     statistics too when ``training.aesthetics_quality`` and every image of the budget has
     ``image_labels.quality`` (else the embedding alone), and then, with
     ``training.flaws.images``, the log probabilities of a self-supervised flaw detector;
-    with ``training.flaws.cap_folds``, its score is capped where out-of-fold heads show it
+    with ``training.aesthetics_cap_folds``, its score is capped where out-of-fold heads show it
     stops ranking (:mod:`vistarank.training.flaws`)."""
     from vistarank.training import flaws as FL
     from vistarank.training.heads import mean_score
@@ -283,14 +283,13 @@ def aesthetics(spark: SparkSession, cfg: Config, data: DataFrame, held: pd.DataF
         aes_pdf["x"] = list(np.concatenate(parts, axis=1))
         quality_mean = [float(v) for v in mean]
     rows = aes_pdf.drop(columns="q")
-    q_share = 1.0
-    if tc.flaws.cap_folds >= 2 and len(rows) >= 2 * tc.flaws.cap_folds:
-        label_score = mean_score(np.stack(rows["y"].to_numpy()))
-        q_share = FL.choose_cap(_oof_scores(spark, cfg, rows, folder), label_score)
+    q_share, score_cap = 1.0, None
+    if tc.aesthetics_cap_folds >= 2 and len(rows) >= 2 * tc.aesthetics_cap_folds:
+        oof = _oof_scores(spark, cfg, rows, folder)
+        q_share = FL.choose_cap(oof, mean_score(np.stack(rows["y"].to_numpy())))
+        if q_share < 1.0:  # on the out-of-fold scale: the final head's scores on new photos are out of sample too
+            score_cap = float(np.quantile(oof, q_share))
     path = train(spark, cfg, rows, "distribution", H.BINS, folder, "aesthetics", tc.workers)
-    score_cap = None
-    if q_share < 1.0:  # the same share of the final head's scores on its own labels
-        score_cap = float(np.quantile(mean_score(predict(path, features(rows))), q_share))
     if use_q:
         path = FL.with_inputs(path, emb_dim, mean, scale, detector)
         x_held = np.concatenate([x_held, q_held], axis=1)
