@@ -183,7 +183,33 @@ def aesthetics_ceiling(spark, cfg) -> dict:
                                                       .orderBy(F.desc("pred"), "image_id"))))
     gal = W.gallery_report(ranked, src, truth)
     return {"spearman_degradation_oracle": float(rho[0]), "spearman_degradation_oracle_untied": float(untied[0]),
-            "gallery_degradation_oracle": gal}
+            "gallery_degradation_oracle": gal, "detection_auc": detection_auc(spark, cfg, truth, src)}
+
+
+def detection_auc(spark, cfg, truth, src) -> dict:
+    """How well the heads' uncapped mean score (``image_aesthetics.distribution``) tells the
+    photos carrying each degradation from the clean ones: the AUC over every image (one
+    row per image: about 13,000 on the demo), and over all flawed photos (``any``)."""
+    import numpy as np
+    from pyspark.sql import functions as F
+    from sklearn.metrics import roc_auc_score
+
+    from vistarank import io
+    from vistarank import tables as T
+
+    aes = (io.read(spark, cfg, T.IMAGE_AESTHETICS).where(F.col("model_version") == cfg.training.model_version)
+           .select("image_id", "distribution"))
+    pdf = (src.select("image_id", "uri").join(truth.select("uri", "degradation"), "uri")
+           .groupBy("image_id").agg(F.first("degradation").alias("degradation"))
+           .join(aes, "image_id").toPandas())
+    mean = np.stack(pdf["distribution"].to_numpy()) @ np.arange(1, 11)
+    names = pdf["degradation"].fillna("").to_numpy()
+    clean = names == ""
+    out = {"any": float(roc_auc_score(clean, mean))}
+    for d in sorted({n for v in names for n in v.split("+") if n}):
+        has = np.array([d in v.split("+") for v in names])
+        out[d] = float(roc_auc_score(clean[clean | has], mean[clean | has]))
+    return out
 
 
 def heads(spark, cfg) -> dict:
