@@ -17,6 +17,10 @@ builds outside the pipeline:
   among the sales open that day, P(s) ~ exp(b . mix_s + log(1 + visits of s that day)),
   with a Gaussian prior (``--prior``); one Newton step from b = 0, and the fit (8 steps).
   The popularity offset takes out what everyone visits, which the mean profile keeps.
+- ``mean_profile_taste_themes`` and ``logit_1step_taste_themes``: the same over the themes
+  that carry taste only (``vistarank.recsys.taste.relevant_themes``, measured on the history
+  before the validation days, each mix rescaled to sum 1), as the pipeline's engine
+  restricts them; its ``+ photo quality`` arm is that engine's formula with beta chosen here.
 - ``true_taste_our_mix``: the world's hidden user taste against the sales' mixes from
   the pipeline (each theme mapped to its images' majority hidden theme): the sale side
   at its best user side.
@@ -87,6 +91,7 @@ def main() -> None:
     from vistarank.config import load_config
     from vistarank.recsys import engines as E
     from vistarank.recsys import kernel as K
+    from vistarank.recsys import taste as TS
     from vistarank.rerank import evaluate as EV
     from vistarank.rerank import training as TR
     from vistarank.jobs.common import sale_themes_with_quality
@@ -142,6 +147,20 @@ def main() -> None:
     choices = {key: list(zip(g["sale_id"], g["date"])) for key, g in seen.groupby(["user_id", "as_of"])}
     paths = {key: conditional_logit(c, xd, od, pos, args.prior, 8, k) for key, c in choices.items()}
     one, full = ({key: p[i] for key, p in paths.items()} for i in (0, -1))
+    # the same over the themes that carry taste (vistarank.recsys.taste, as the pipeline's
+    # engine chooses them: from the history before the first scored day, the validation start)
+    icc = TS.theme_relevance(visits, E.distinctive_mix(st), win.validation_start, rc.history_days, rc.taste_users)
+    relevant = TS.relevant_themes(icc, k, rc.taste_relevance)
+
+    def restricted(w: np.ndarray) -> np.ndarray:
+        r = w * relevant
+        return r / r.sum() if r.sum() > 0 else r
+
+    mix_t = {sid: restricted(w) for sid, w in mix.items()}
+    xd_t = {d: np.stack([mix_t.get(x, zero) for x in ids]) for d, ids in open_ids.items()}
+    hv_t = np.stack([mix_t.get(x, zero) for x in hist["sale_id"]]) * hist["weight"].to_numpy()[:, None]
+    mean_profile_t = pd.DataFrame(hv_t).groupby([hist["user_id"].to_numpy(), hist["as_of"].to_numpy()]).sum()
+    one_t = {key: conditional_logit(c, xd_t, od, pos, args.prior, 1, k)[0] for key, c in choices.items()}
 
     # the hidden truth: user taste, the world's sale shares, and each theme's majority hidden theme
     taste = io.read(spark, cfg, T.TRUTH_USERS, allow_truth=True).toPandas()
@@ -163,25 +182,33 @@ def main() -> None:
         """The world's own taste term per (user, sale): hidden taste . hidden shares."""
         return np.array([float(tastes.get(u, z7) @ shares.get(x, z7)) for u, x in zip(user_ids, sale_ids)])
 
+    def profile(frame: pd.DataFrame, idx) -> np.ndarray:
+        u = frame.reindex(idx).fillna(0.0).to_numpy()
+        tot = u.sum(1, keepdims=True)
+        return np.where(tot > 0, u / np.where(tot > 0, tot, 1.0), 0.0)
+
     def scores(df: pd.DataFrame) -> pd.DataFrame:
         idx = pd.MultiIndex.from_arrays([df["user_id"], df["as_of"]])
         s = np.stack([mix.get(x, zero) for x in df["sale_id"]])
-        u = mean_profile.reindex(idx).fillna(0.0).to_numpy()
-        tot = u.sum(1, keepdims=True)
-        u = np.where(tot > 0, u / np.where(tot > 0, tot, 1.0), 0.0)
+        s_t = np.stack([mix_t.get(x, zero) for x in df["sale_id"]])
+        u = profile(mean_profile, idx)
+        keys = list(zip(df["user_id"], df["as_of"]))
         ut = np.stack([tastes.get(x, z7) for x in df["user_id"]])
         s7 = s @ to_taste
         n7 = s7.sum(1, keepdims=True)
         out = df.assign(
             mean_profile=(u * s).sum(1),
-            logit_1step=(np.stack([one.get(key, zero) for key in zip(df["user_id"], df["as_of"])]) * s).sum(1),
-            logit=(np.stack([full.get(key, zero) for key in zip(df["user_id"], df["as_of"])]) * s).sum(1),
+            logit_1step=(np.stack([one.get(key, zero) for key in keys]) * s).sum(1),
+            logit=(np.stack([full.get(key, zero) for key in keys]) * s).sum(1),
+            mean_profile_taste_themes=(profile(mean_profile_t, idx) * s_t).sum(1),
+            logit_1step_taste_themes=(np.stack([one_t.get(key, zero) for key in keys]) * s_t).sum(1),
             true_taste_our_mix=(ut * np.where(n7 > 0, s7 / np.where(n7 > 0, n7, 1.0), 0.0)).sum(1),
             taste=hidden_taste(df["user_id"], df["sale_id"]),
             q=df["sale_id"].map(quality).fillna(0.0).to_numpy())
         return out
 
-    base = ["image", "mean_profile", "logit_1step", "logit", "true_taste_our_mix", "taste"]
+    base = ["image", "mean_profile", "logit_1step", "logit", "mean_profile_taste_themes", "logit_1step_taste_themes",
+            "true_taste_our_mix", "taste"]
     scored = {name: scores(df) for name, df in lists.items()}
     scale = {a: float(scored["validation"][a].std()) or 1.0 for a in base}
     for df in scored.values():
@@ -228,13 +255,15 @@ def main() -> None:
         if "__q" in a:
             figures[name]["beta_from_validation"] = BETAS[best[a.split("__q")[0]]]
     doc = {"n_lists": int(res["popularity"]["all"]["n_lists"]), "prior": args.prior,
+           "taste_themes": [int(i) for i in np.flatnonzero(relevant)],
            "image_score": rc.image_score, "ndcg": figures,
            "image_vs_popularity_paired": ratio(per_list, "image", "popularity", 2000, rng),
            "image_vs_popularity_paired_validation_days": ratio(valid_list, "image", "popularity", 2000, rng),
            "image_vs_popularity_paired_both_windows": ratio(pooled, "image", "popularity", 2000, rng),
            "check_per_list_equals_spark": abs(float(per_list["image"].mean()) - res["image"]["all"][nd]) < 1e-9,
            "popularity": round(pop, 4), "seconds": round(time.time() - t0, 1)}
-    engines = ["image", "logit", "image + photo quality", "logit + photo quality", "logit_1step + photo quality"]
+    engines = ["image", "logit", "image + photo quality", "logit + photo quality", "logit_1step + photo quality",
+               "logit_1step_taste_themes + photo quality"]
     best_engine = max(engines, key=lambda e: figures[e]["all"])
     doc["best_probe"] = {"arm": best_engine, "ndcg_all": figures[best_engine]["all"],
                          "vs_popularity": round(figures[best_engine]["all"] / pop, 4)}
