@@ -59,10 +59,11 @@ def apply_heads(area, aes, x: np.ndarray, classes: list[str], quality=None, qual
     return {"area": np.asarray(classes, dtype=object)[top],
             "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
             "area_probabilities": list(pa.astype(np.float32)), "distribution": list(pd_.astype(np.float32)),
-            "score": _capped(pd_ @ np.arange(1, pd_.shape[1] + 1, dtype=np.float32), score_cap)}
+            "score": capped(pd_ @ np.arange(1, pd_.shape[1] + 1, dtype=np.float32), score_cap)}
 
 
-def _capped(score: np.ndarray, score_cap) -> np.ndarray:
+def capped(score: np.ndarray, score_cap) -> np.ndarray:
+    """Aesthetic scores capped at ``score_cap`` (None: unchanged), float32."""
     return (score if score_cap is None else np.minimum(score, np.float32(score_cap))).astype(np.float32)
 
 

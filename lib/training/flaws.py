@@ -149,7 +149,3 @@ def choose_cap(oof_score: np.ndarray, true_score: np.ndarray, min_gain: float = 
             best_q, best = float(q), float(r)
     return best_q if best >= base + min_gain else 1.0
 
-
-def cap(scores: np.ndarray, score_cap: float | None) -> np.ndarray:
-    """Scores capped at ``score_cap`` (None: unchanged)."""
-    return scores if score_cap is None else np.minimum(scores, np.float32(score_cap))

@@ -128,9 +128,10 @@ def aesthetics_report(dist_true: np.ndarray, dist_pred: np.ndarray, score_true: 
     from scipy.stats import spearmanr
 
     from vistarank.training.heads import emd_numpy, mean_score
+    from vistarank.udfs.heads import capped
 
     mean = mean_score(dist_pred)
-    pred_score = mean if score_cap is None else np.minimum(mean, score_cap)
+    pred_score = capped(mean, score_cap)
     return {"emd": float(emd_numpy(dist_true, dist_pred).mean()),
             "spearman": float(spearmanr(pred_score, score_true).statistic),
             "spearman_mean": float(spearmanr(mean, score_true).statistic), "n": int(len(score_true)),

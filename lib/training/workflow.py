@@ -213,14 +213,6 @@ def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
 
-def with_quality_input(path: str, emb_dim: int, mean: np.ndarray, scale: np.ndarray) -> str:
-    """The head at ``path``, trained on [embedding, standardised quality], re-saved in place
-    behind a fixed Normalization layer: the saved model reads [embedding, raw quality]."""
-    from vistarank.training.flaws import with_inputs
-
-    return with_inputs(path, emb_dim, mean, scale)
-
-
 @dataclass
 class Aesthetics:
     """The trained aesthetics head: its path, its report on held-out images, the quality
