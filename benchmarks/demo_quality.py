@@ -196,13 +196,14 @@ def detection_auc(spark, cfg, truth, src) -> dict:
 
     from vistarank import io
     from vistarank import tables as T
+    from vistarank.training.heads import mean_score
 
     aes = (io.read(spark, cfg, T.IMAGE_AESTHETICS).where(F.col("model_version") == cfg.training.model_version)
            .select("image_id", "distribution"))
     pdf = (src.select("image_id", "uri").join(truth.select("uri", "degradation"), "uri")
            .groupBy("image_id").agg(F.first("degradation").alias("degradation"))
            .join(aes, "image_id").toPandas())
-    mean = np.stack(pdf["distribution"].to_numpy()) @ np.arange(1, 11)
+    mean = mean_score(np.stack(pdf["distribution"].to_numpy()).astype(np.float64))
     names = pdf["degradation"].fillna("").to_numpy()
     clean = names == ""
     out = {"any": float(roc_auc_score(clean, mean))}

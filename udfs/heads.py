@@ -10,6 +10,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from vistarank.training.heads import mean_score
+
 _CACHE: dict[str, object] = {}
 
 APPLY_SCHEMA = ("image_id string, area string, area_probability float, area_probabilities array<float>, "
@@ -59,7 +61,7 @@ def apply_heads(area, aes, x: np.ndarray, classes: list[str], quality=None, qual
     return {"area": np.asarray(classes, dtype=object)[top],
             "area_probability": pa[np.arange(len(top)), top].astype(np.float32),
             "area_probabilities": list(pa.astype(np.float32)), "distribution": list(pd_.astype(np.float32)),
-            "score": capped(pd_ @ np.arange(1, pd_.shape[1] + 1, dtype=np.float32), score_cap)}
+            "score": capped(mean_score(pd_), score_cap)}
 
 
 def capped(score: np.ndarray, score_cap) -> np.ndarray:
