@@ -273,6 +273,13 @@ class TrainingConfig(_Versioned):
     flaws: FlawsConfig = Field(default_factory=FlawsConfig)
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
 
+    @field_validator("aesthetics_cap_folds")
+    @classmethod
+    def _folds_or_none(cls, v: int) -> int:
+        if v == 1:  # one fold leaves no labels to train on
+            raise ValueError("0 (no cap) or at least 2 folds")
+        return v
+
 
 class Config(_Section):
     env: str = "local"

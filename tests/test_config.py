@@ -41,6 +41,10 @@ def test_wrong_type_names_the_key():
 def test_out_of_range_value():
     with pytest.raises(ConfigError, match="world.purchase_rate"):
         load_config(overrides=["world.purchase_rate=2"])
+    # the aesthetics score cap: 0 turns it off; one fold would train on nothing
+    with pytest.raises(ConfigError, match="training.aesthetics_cap_folds"):
+        load_config(overrides=["training.aesthetics_cap_folds=1"])
+    assert load_config(overrides=["training.aesthetics_cap_folds=0"]).training.aesthetics_cap_folds == 0
 
 
 def test_missing_path_fails():
