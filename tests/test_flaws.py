@@ -51,6 +51,18 @@ def test_flaw_examples_are_the_photo_and_its_seeded_copies():
     assert not np.allclose(rows[1][1], rows[0][1])
 
 
+def test_a_photo_that_does_not_decode_is_skipped_and_the_others_kept():
+    import pandas as pd
+
+    from vistarank.training.flaws import examples_fn
+
+    batch = pd.DataFrame({"image_id": ["bad", "good"], "content": [b"not an image", _photo(3)]})
+    out = pd.concat(list(examples_fn(256, 2, 0, 1 << 31)(iter([batch]))))
+    assert list(out["cls"])[0] == 0 and len(out) == 3  # the good photo and its two copies
+    again = pd.concat(list(examples_fn(256, 2, 0, 1 << 31)(iter([batch.iloc[::-1]]))))
+    assert list(again["cls"]) == list(out["cls"])  # seeded by the image id, not by the order
+
+
 def test_the_detector_learns_the_families_and_rides_inside_the_head(tmp_path):
     import keras
 

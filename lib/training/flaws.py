@@ -45,10 +45,12 @@ CAP_QUANTILES = np.linspace(0.2, 1.0, 33)  # the shares of photos below the cap 
 def examples_fn(quality_size: int, copies: int, seed: int, max_pixels: int):
     """mapInPandas over (image_id, content): :func:`vistarank.udfs.quality.flaw_examples`
     of each photo, seeded by its id (a rerun draws the same distortions); a photo that
-    does not decode is skipped."""
+    does not decode (``ImageRejected``: ingest quarantines those) is skipped, and any other
+    error fails the task."""
     def run(batches):
         import zlib
 
+        from vistarank.udfs.images import ImageRejected
         from vistarank.udfs.quality import flaw_examples
 
         for pdf in batches:
@@ -57,7 +59,7 @@ def examples_fn(quality_size: int, copies: int, seed: int, max_pixels: int):
                 rng = np.random.default_rng([seed, zlib.crc32(str(image_id).encode())])
                 try:
                     rows = flaw_examples(content, quality_size, copies, rng, max_pixels)
-                except Exception:  # noqa: BLE001 - ingest quarantines what does not decode; skip it here
+                except ImageRejected:
                     continue
                 for c, v in rows:
                     cls.append(c)
