@@ -21,4 +21,17 @@ if [ "${JV:-0}" -lt 17 ]; then
   echo "error: Java $JV found; Spark 4 needs Java 17 or 21" >&2
   exit 1
 fi
+# Disk: .venv alone is about 3 GiB, and a full `make test` writes about 7 GiB (both environments,
+# Delta's jars, the cluster test's packed Python, Spark's scratch). A full disk otherwise shows up
+# as an unrelated failure (venv's ensurepip exiting 1), so say it here.
+for d in . "${TMPDIR:-/tmp}"; do
+  FREE_KB=$(df -Pk "$d" 2>/dev/null | awk 'NR == 2 {print $4}')
+  [ -n "$FREE_KB" ] || continue
+  if [ "$FREE_KB" -lt $((3 * 1024 * 1024)) ]; then
+    echo "error: only $((FREE_KB / 1024)) MiB free on $(cd "$d" && pwd): make needs about 3 GiB for .venv, 7 GiB for make test; free some space (old lakehouses, pytest's basetemp, /tmp/spark-*)" >&2
+    exit 1
+  elif [ "$FREE_KB" -lt $((8 * 1024 * 1024)) ]; then
+    echo "warning: only $((FREE_KB / 1024 / 1024)) GiB free on $(cd "$d" && pwd); make test writes about 7 GiB" >&2
+  fi
+done
 echo "$PY"
