@@ -20,6 +20,11 @@ On a finished demo lakehouse:
   ``batch_size x workers``: the global batch of the data-parallel run), not through the
   barrier launcher: 9 draws x 3 arms in minutes. ``benchmarks/heads_seeds.py`` runs the
   real stage over 3 seeds.
+- With ``--references``, two more arms per draw: ``oracle_drop``, the label budget without
+  exactly the injected noise (the ceiling of any rule that drops labels: it loses no right
+  label), and per setting ``readmit``: the flagged labels that the cleaned head (trained
+  without them, so out of sample) gives their own class are put back, and the head is
+  trained again (does the cleaned head rescue the right labels the flags cost?).
 - Figures per setting (folds, threshold): mean top-1 of each arm, the noise's cost (true -
   noisy), the cleaning's gain (cleaned - noisy), their ratio (of means) with its standard
   error over the draws (delta method: the spread of gain - share x cost per draw), and
@@ -94,6 +99,25 @@ def out_of_fold(tc, lab, folds: int, seed: int) -> np.ndarray:
     return oof
 
 
+def oracle_drop(W, lab):
+    """The label budget without exactly the injected noise, re-weighted."""
+    out = lab[~lab["noisy"].to_numpy().astype(bool)].copy()
+    out["weight"] = W.balanced_weights(out["y"].to_numpy())
+    return out
+
+
+def readmit(W, lab, clean_pdf, cleaned):
+    """(the flagged labels the cleaned head predicts as given, the cleaned budget with them back)."""
+    flagged = lab[~lab["image_id"].isin(set(clean_pdf["image_id"]))]
+    if len(flagged) == 0:
+        return flagged, clean_pdf
+    agree = cleaned.predict(W.features(flagged), verbose=0).argmax(axis=1) == flagged["y"].to_numpy()
+    back = flagged[agree]
+    out = lab[lab["image_id"].isin(set(clean_pdf["image_id"]) | set(back["image_id"]))].copy()
+    out["weight"] = W.balanced_weights(out["y"].to_numpy())
+    return back, out
+
+
 def setting(folds: int, confidence: float) -> str:
     return f"{folds}_c{confidence:g}"
 
@@ -109,7 +133,15 @@ def summary(rows: list[dict], folds: int, confidence: float) -> dict:
     by_class = collections.Counter()
     for r in rows:
         by_class.update(r[f"flagged_clean_by_class_{k}"])
-    return {"folds": folds, "clean_confidence": confidence, "draws": len(rows),
+    refs = {}
+    if "oracle_drop" in rows[0]:
+        for name, arm in (("oracle_drop", "oracle_drop"), ("readmit", f"readmit_{k}")):
+            v = float(np.mean([r[arm] for r in rows]))
+            refs[f"mean_top1_{name}"] = round(v, 4)
+            refs[f"recovered_share_{name}"] = round((v - mean["noisy"]) / cost, 3) if cost > 0 else None
+        refs["readmitted"] = round(float(np.mean([r[f"readmitted_{k}"] for r in rows])), 1)
+        refs["readmitted_noisy"] = round(float(np.mean([r[f"readmitted_noisy_{k}"] for r in rows])), 1)
+    return {"folds": folds, "clean_confidence": confidence, "draws": len(rows), **refs,
             **{f"mean_top1_{a}": round(v, 4) for a, v in mean.items()},
             "sd_top1_cleaned": round(float(per[f"cleaned_{k}"].std(ddof=1)), 4) if len(rows) > 1 else None,
             "noise_cost": round(cost, 4), "cleaning_gain": round(gain, 4),
@@ -131,6 +163,8 @@ def main() -> None:
     p.add_argument("--confidences", type=float, nargs="+", default=None,
                    help="flag thresholds (training.clean_confidence; 0: every contradiction); default the config's")
     p.add_argument("--holdout", type=int, default=2000)
+    p.add_argument("--references", action="store_true",
+                   help="also the oracle_drop arm (exactly the injected noise dropped) and readmit per setting")
     p.add_argument("--out", default=os.path.join(HERE, "results", "cleaning_folds.json"))
     args = p.parse_args()
     from vistarank.config import load_config
@@ -152,12 +186,20 @@ def main() -> None:
             row = {"seed": seed, "init": init, "labels": int(len(lab)), "noisy_labels": int(lab["noisy"].sum()),
                    "noisy": top1(fit_head(tc, lab, init), held),
                    "true_labels": top1(fit_head(tc, W.true_labels(lab), init), held)}
+            if args.references:
+                row["oracle_drop"] = top1(fit_head(tc, oracle_drop(W, lab), init), held)
             for f in args.folds:
                 oof = out_of_fold(tc, lab, f, init)
                 for c in confidences:
                     clean_pdf, rep = W.drop_suspicious(lab, oof, c)
                     k = setting(f, c)
-                    row.update({f"cleaned_{k}": top1(fit_head(tc, clean_pdf, init), held),
+                    cleaned = fit_head(tc, clean_pdf, init)
+                    if args.references:
+                        back, again = readmit(W, lab, clean_pdf, cleaned)
+                        row.update({f"readmit_{k}": top1(fit_head(tc, again, init), held),
+                                    f"readmitted_{k}": int(len(back)),
+                                    f"readmitted_noisy_{k}": int(back["noisy"].sum())})
+                    row.update({f"cleaned_{k}": top1(cleaned, held),
                                 f"flagged_{k}": rep["flagged"], f"precision_{k}": rep["precision"],
                                 f"recall_{k}": rep["recall"],
                                 f"flagged_clean_by_class_{k}": rep["flagged_clean_by_class"]})

@@ -5,6 +5,9 @@ lakehouse:
 
     .venv/bin/python benchmarks/heads_seeds.py --lakehouse ./lakehouse --work /tmp/heads-seeds
 
+More seeds later: `--seeds 6 7 8 --add-to benchmarks/results/heads_seeds.json` keeps the earlier
+seeds' figures (a seed reruns to the same ones) and adds these.
+
 - The lakehouse is copied to ``--work`` first (its ``raw`` image files left out: train_head
   reads the ``images`` table), so the original keeps its registered heads and tables.
 - Each seed runs the train_head stage as the pipeline does, under its own heads version
@@ -23,6 +26,7 @@ benchmarks/results/heads_seeds.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -52,12 +56,29 @@ def one_seed(spark, cfg) -> dict:
     return v
 
 
+def earlier(path: str, lakehouse: str, seeds: list[int]) -> dict[int, dict]:
+    """Per seed, the figures of an earlier run (``--add-to``), checked to be of the same
+    lakehouse and to share no seed with ``seeds``."""
+    with open(path) as f:
+        prev = json.load(f)
+    if prev.get("benchmark") != "heads_seeds" or os.path.abspath(prev.get("lakehouse", "")) != lakehouse:
+        raise SystemExit(f"error: {path} is not a heads_seeds result on {lakehouse}")
+    both = sorted(set(prev["seeds"]) & set(seeds))
+    if both:
+        raise SystemExit(f"error: {path} already has seeds {both}")
+    figures = prev["results"][0]
+    return {s: {k: f["values"][i] for k, f in figures.items()} for i, s in enumerate(prev["seeds"])}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lakehouse", default="./lakehouse")
     p.add_argument("--work", default="/tmp/vistarank-heads-seeds", help="where the lakehouse is copied")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default=os.path.join(HERE, "results", "heads_seeds.json"))
+    p.add_argument("--add-to", metavar="JSON",
+                   help="an earlier heads_seeds JSON on the same lakehouse: its seeds' figures are kept and --seeds "
+                        "added to them (a seed reruns to the same figures, so the old ones need no rerun)")
     args = p.parse_args()
     from vistarank.config import load_config
     from vistarank.session import get_spark
@@ -65,22 +86,23 @@ def main() -> None:
     src = os.path.abspath(args.lakehouse)
     if not os.path.isdir(os.path.join(src, "image_labels")):
         raise SystemExit(f"error: {src} is not a finished lakehouse (no image_labels); run make demo first")
+    per_seed = earlier(args.add_to, src, args.seeds) if args.add_to else {}
     work = os.path.abspath(args.work)
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(src, work, ignore=lambda d, names: ["raw"] if os.path.abspath(d) == src else [])
     print(f"copied {src} to {work}")
     base = [f"lakehouse.root={work}", "spark.show_progress=false"]
     spark = get_spark(load_config("local", base))
-    per_seed = {}
     for s in args.seeds:
         cfg = load_config("local", base + [f"training.seed={s}", f"training.version=seed-{s}"])
         per_seed[s] = one_seed(spark, cfg)
         print(f"seed {s}: {per_seed[s]}")
     spark.stop()
+    seeds = list(per_seed)
     keys = sorted(set.intersection(*(set(v) for v in per_seed.values())))
     figures = {}
     for k in keys:
-        x = np.array([per_seed[s][k] for s in args.seeds])
+        x = np.array([per_seed[s][k] for s in seeds])
         figures[k] = {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
                       "min": float(x.min()), "max": float(x.max()), "values": [float(a) for a in x]}
     cost = figures.get("derived.noise_cost", {}).get("mean")
@@ -93,7 +115,7 @@ def main() -> None:
     transfer = figures.get("derived.transfer_minus_scratch", {}).get("mean")
     print({"transfer - scratch (mean)": transfer, "noise cost (mean)": cost, "cleaning gain (mean)": gain,
            "recovered": recovered})
-    _results.write("heads_seeds", [figures], args.out, lakehouse=src, seeds=args.seeds,
+    _results.write("heads_seeds", [figures], args.out, lakehouse=src, seeds=seeds,
                    cleaning_recovered_share_of_noise_cost=recovered,
                    cleaning_recovered_share_se=recovered_se,
                    goal_transfer_10_points=bool(transfer is not None and transfer >= 0.10),
