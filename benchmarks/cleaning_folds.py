@@ -163,6 +163,8 @@ def main() -> None:
     p.add_argument("--confidences", type=float, nargs="+", default=None,
                    help="flag thresholds (training.clean_confidence; 0: every contradiction); default the config's")
     p.add_argument("--holdout", type=int, default=2000)
+    p.add_argument("--class-cap", type=float, default=None,
+                   help="training.clean_class_cap for every setting (default the config's)")
     p.add_argument("--references", action="store_true",
                    help="also the oracle_drop arm (exactly the injected noise dropped) and readmit per setting")
     p.add_argument("--out", default=os.path.join(HERE, "results", "cleaning_folds.json"))
@@ -174,6 +176,7 @@ def main() -> None:
     cfg = load_config("local", [f"lakehouse.root={os.path.abspath(args.lakehouse)}", "spark.show_progress=false"])
     tc = cfg.training
     confidences = args.confidences or [tc.clean_confidence]
+    cap = tc.clean_class_cap if args.class_cap is None else args.class_cap
     if tc.label_noise <= 0:
         raise SystemExit("error: training.label_noise is 0 in this configuration: nothing to clean")
     spark = get_spark(cfg)
@@ -191,7 +194,7 @@ def main() -> None:
             for f in args.folds:
                 oof = out_of_fold(tc, lab, f, init)
                 for c in confidences:
-                    clean_pdf, rep = W.drop_suspicious(lab, oof, c)
+                    clean_pdf, rep = W.drop_suspicious(lab, oof, c, cap)
                     k = setting(f, c)
                     cleaned = fit_head(tc, clean_pdf, init)
                     if args.references:
@@ -210,7 +213,7 @@ def main() -> None:
         print(s)
     _results.write("cleaning_folds", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
                    model_version=cfg.model.model_version, label_noise=tc.label_noise,
-                   labels_per_class=tc.labels_per_class, clean_confidence=tc.clean_confidence,
+                   labels_per_class=tc.labels_per_class, clean_confidence=tc.clean_confidence, clean_class_cap=cap,
                    seconds=round(time.perf_counter() - t0, 1), summaries=summaries,
                    **{f"goal_cleaning_recovers_half_{s['folds']}_folds_c{s['clean_confidence']:g}":
                       s["goal_cleaning_recovers_half"] for s in summaries})

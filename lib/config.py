@@ -259,6 +259,7 @@ class TrainingConfig(_Versioned):
     label_noise: float = Field(0.15, ge=0, lt=1)
     folds: int = Field(5, ge=2)
     clean_confidence: float = Field(0.0, ge=0, le=1)
+    clean_class_cap: float = Field(0.0, ge=0)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(0.003, gt=0)

@@ -267,6 +267,34 @@ def test_cleaning_drops_confident_contradictions_and_reweighs():
     assert set(folds) == set(range(5)) and list(folds) == list(W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5))
 
 
+def test_class_cap_keeps_the_least_contradicted_labels_of_an_over_flagged_class():
+    import pandas as pd
+
+    from vistarank.training import head_task as H
+    from vistarank.training import workflow as W
+
+    k = len(W.CLASSES)
+    y = np.repeat([0, 1, 2], 20)
+    oof = np.full((60, k), 0.01, np.float32)
+    oof[np.arange(60), y] = 0.9
+    # class 0: 8 labels contradicted (class 1 on top), their own class given 0.01 .. 0.08
+    for j, i in enumerate(range(8)):
+        oof[i, 0], oof[i, 1] = 0.01 * (j + 1), 0.8
+    oof[40, 2], oof[40, 0] = 0.05, 0.9  # class 2: one contradicted label
+    flag = H.suspicious(oof, y, 0.0)
+    assert flag.sum() == 9
+    # flagged share 9/60 = 0.15; x 1.5 = 0.225 of each class's 20 labels: at most 5 (ceil 4.5)
+    capped = H.cap_per_class(oof, y, flag, 1.5)
+    assert list(np.where(capped)[0]) == [0, 1, 2, 3, 4, 40]  # class 0's most contradicted five, class 2 untouched
+    assert (H.cap_per_class(oof, y, flag, 0.0) == flag).all()  # 0: no cap
+    assert (H.cap_per_class(oof, y, flag, 10.0) == flag).all()  # a cap above every class's share changes nothing
+    lab = pd.DataFrame({"image_id": [f"i{i}" for i in range(60)], "x": [[0.0]] * 60, "y": y,
+                        "noisy": [i < 5 for i in range(60)], "weight": [1.0] * 60})
+    clean, rep = W.drop_suspicious(lab, oof, 0.0, class_cap=1.5)
+    assert rep["flagged"] == 6 and rep["flagged_and_noisy"] == 5 and len(clean) == 54
+    assert {"i5", "i6", "i7"} <= set(clean["image_id"]) and "i40" not in set(clean["image_id"])
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 

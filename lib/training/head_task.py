@@ -83,6 +83,24 @@ def suspicious(oof: np.ndarray, y: np.ndarray, confidence: float) -> np.ndarray:
     return (pred != y) & (oof.max(axis=1) >= confidence) & (oof[np.arange(len(y)), y] < 1 - confidence)
 
 
+def cap_per_class(oof: np.ndarray, y: np.ndarray, flag: np.ndarray, factor: float) -> np.ndarray:
+    """``flag`` with at most ``ceil(factor x the flagged share x n_c)`` labels of each given
+    class ``c`` (its ``n_c`` labels) left flagged: the ones whose own class the out-of-fold
+    heads give the least probability. A class whose labels the heads contradict far more
+    often than the others' (``other``, many scenes under one label, when a rare scene has
+    no other label in the budget) keeps its least contradicted ones."""
+    flag = np.asarray(flag, bool)
+    if factor <= 0 or not flag.any():
+        return flag
+    share = factor * flag.mean()
+    out = np.zeros_like(flag)
+    for c in np.unique(y[flag]):
+        idx = np.where(flag & (y == c))[0]
+        cap = int(np.ceil(share * (y == c).sum()))
+        out[idx[np.argsort(oof[idx, c], kind="stable")][:cap]] = True
+    return out
+
+
 def classification_report(y: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
     from sklearn.metrics import precision_recall_fscore_support
 

@@ -176,12 +176,15 @@ def fold_of(image_ids: pd.Series, folds: int) -> np.ndarray:
     return (pd.util.hash_pandas_object(image_ids, index=False).to_numpy() % folds).astype(int)
 
 
-def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float) -> tuple[pd.DataFrame, dict]:
+def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float,
+                    class_cap: float = 0.0) -> tuple[pd.DataFrame, dict]:
     """The labels the out-of-fold predictions ``oof`` do not contradict with high confidence
-    (:func:`head_task.suspicious`), re-weighted; and the cleaning's report (flagged, how many
-    of those were the injected noise, and the flagged clean labels per class)."""
+    (:func:`head_task.suspicious`; with ``class_cap``, at most that many times the flagged
+    share of each class: :func:`head_task.cap_per_class`), re-weighted; and the cleaning's
+    report (flagged, how many of those were the injected noise, and the flagged clean labels
+    per class)."""
     y = lab_pdf["y"].to_numpy()
-    flag = H.suspicious(oof, y, confidence)
+    flag = H.cap_per_class(oof, y, H.suspicious(oof, y, confidence), class_cap)
     noisy = lab_pdf["noisy"].to_numpy().astype(bool)
     report = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
               "flagged_and_noisy": int((flag & noisy).sum()),
@@ -196,14 +199,14 @@ def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float) -
 
 def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
     """Out-of-fold predictions (``training.folds`` heads, each trained on the other folds),
-    then :func:`drop_suspicious` at ``training.clean_confidence``."""
+    then :func:`drop_suspicious` at ``training.clean_confidence`` and ``training.clean_class_cap``."""
     tc = cfg.training
     fold = fold_of(lab_pdf["image_id"], tc.folds)
     oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
     for f in range(tc.folds):
         path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
         oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
-    return drop_suspicious(lab_pdf, oof, tc.clean_confidence)
+    return drop_suspicious(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap)
 
 
 def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
