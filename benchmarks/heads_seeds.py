@@ -6,7 +6,8 @@ lakehouse:
     .venv/bin/python benchmarks/heads_seeds.py --lakehouse ./lakehouse --work /tmp/heads-seeds
 
 More seeds later: `--seeds 6 7 8 --add-to benchmarks/results/heads_seeds.json` keeps the earlier
-seeds' figures (a seed reruns to the same ones) and adds these.
+seeds' figures (a seed reruns to the same ones) and adds these; `--set training.clean_class_cap=1.5`
+runs every seed with that override (an --add-to file must have the same ones).
 
 - The lakehouse is copied to ``--work`` first (its ``raw`` image files left out: train_head
   reads the ``images`` table), so the original keeps its registered heads and tables.
@@ -56,13 +57,15 @@ def one_seed(spark, cfg) -> dict:
     return v
 
 
-def earlier(path: str, lakehouse: str, seeds: list[int]) -> dict[int, dict]:
+def earlier(path: str, lakehouse: str, seeds: list[int], overrides: list[str]) -> dict[int, dict]:
     """Per seed, the figures of an earlier run (``--add-to``), checked to be of the same
-    lakehouse and to share no seed with ``seeds``."""
+    lakehouse and configuration overrides and to share no seed with ``seeds``."""
     with open(path) as f:
         prev = json.load(f)
     if prev.get("benchmark") != "heads_seeds" or os.path.abspath(prev.get("lakehouse", "")) != lakehouse:
         raise SystemExit(f"error: {path} is not a heads_seeds result on {lakehouse}")
+    if prev.get("overrides", []) != list(overrides):
+        raise SystemExit(f"error: {path} was run with --set {prev.get('overrides', [])}, not {list(overrides)}")
     both = sorted(set(prev["seeds"]) & set(seeds))
     if both:
         raise SystemExit(f"error: {path} already has seeds {both}")
@@ -76,6 +79,8 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/vistarank-heads-seeds", help="where the lakehouse is copied")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default=os.path.join(HERE, "results", "heads_seeds.json"))
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="configuration overrides for every seed, e.g. training.clean_class_cap=1.5")
     p.add_argument("--add-to", metavar="JSON",
                    help="an earlier heads_seeds JSON on the same lakehouse: its seeds' figures are kept and --seeds "
                         "added to them (a seed reruns to the same figures, so the old ones need no rerun)")
@@ -86,12 +91,12 @@ def main() -> None:
     src = os.path.abspath(args.lakehouse)
     if not os.path.isdir(os.path.join(src, "image_labels")):
         raise SystemExit(f"error: {src} is not a finished lakehouse (no image_labels); run make demo first")
-    per_seed = earlier(args.add_to, src, args.seeds) if args.add_to else {}
+    per_seed = earlier(args.add_to, src, args.seeds, args.overrides) if args.add_to else {}
     work = os.path.abspath(args.work)
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(src, work, ignore=lambda d, names: ["raw"] if os.path.abspath(d) == src else [])
     print(f"copied {src} to {work}")
-    base = [f"lakehouse.root={work}", "spark.show_progress=false"]
+    base = [f"lakehouse.root={work}", "spark.show_progress=false", *args.overrides]
     spark = get_spark(load_config("local", base))
     for s in args.seeds:
         cfg = load_config("local", base + [f"training.seed={s}", f"training.version=seed-{s}"])
@@ -115,7 +120,7 @@ def main() -> None:
     transfer = figures.get("derived.transfer_minus_scratch", {}).get("mean")
     print({"transfer - scratch (mean)": transfer, "noise cost (mean)": cost, "cleaning gain (mean)": gain,
            "recovered": recovered})
-    _results.write("heads_seeds", [figures], args.out, lakehouse=src, seeds=seeds,
+    _results.write("heads_seeds", [figures], args.out, lakehouse=src, seeds=seeds, overrides=args.overrides,
                    cleaning_recovered_share_of_noise_cost=recovered,
                    cleaning_recovered_share_se=recovered_se,
                    goal_transfer_10_points=bool(transfer is not None and transfer >= 0.10),
