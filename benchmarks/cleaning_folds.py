@@ -101,21 +101,18 @@ def out_of_fold(tc, lab, folds: int, seed: int) -> np.ndarray:
 
 def oracle_drop(W, lab):
     """The label budget without exactly the injected noise, re-weighted."""
-    out = lab[~lab["noisy"].to_numpy().astype(bool)].copy()
-    out["weight"] = W.balanced_weights(out["y"].to_numpy())
-    return out
+    return W.kept(lab, ~lab["noisy"].to_numpy().astype(bool))
 
 
 def readmit(W, lab, clean_pdf, cleaned):
     """(the flagged labels the cleaned head predicts as given, the cleaned budget with them back)."""
-    flagged = lab[~lab["image_id"].isin(set(clean_pdf["image_id"]))]
+    in_clean = lab["image_id"].isin(set(clean_pdf["image_id"])).to_numpy()
+    flagged = lab[~in_clean]
     if len(flagged) == 0:
         return flagged, clean_pdf
     agree = cleaned.predict(W.features(flagged), verbose=0).argmax(axis=1) == flagged["y"].to_numpy()
     back = flagged[agree]
-    out = lab[lab["image_id"].isin(set(clean_pdf["image_id"]) | set(back["image_id"]))].copy()
-    out["weight"] = W.balanced_weights(out["y"].to_numpy())
-    return back, out
+    return back, W.kept(lab, in_clean | lab["image_id"].isin(set(back["image_id"])).to_numpy())
 
 
 def setting(folds: int, confidence: float) -> str:

@@ -176,6 +176,13 @@ def fold_of(image_ids: pd.Series, folds: int) -> np.ndarray:
     return (pd.util.hash_pandas_object(image_ids, index=False).to_numpy() % folds).astype(int)
 
 
+def kept(lab_pdf: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The labels where ``keep`` is true, class-weighted again on what is left."""
+    out = lab_pdf[keep].copy()
+    out["weight"] = balanced_weights(out["y"].to_numpy())
+    return out
+
+
 def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float,
                     class_cap: float = 0.0) -> tuple[pd.DataFrame, dict]:
     """The labels the out-of-fold predictions ``oof`` do not contradict with high confidence
@@ -192,9 +199,7 @@ def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float,
               "recall": float((flag & noisy).sum() / max(noisy.sum(), 1)),
               "flagged_clean_by_class": {CLASSES[c]: int(n) for c, n in
                                          zip(*np.unique(y[flag & ~noisy], return_counts=True))}}
-    clean_pdf = lab_pdf[~flag].copy()
-    clean_pdf["weight"] = balanced_weights(clean_pdf["y"].to_numpy())
-    return clean_pdf, report
+    return kept(lab_pdf, ~flag), report
 
 
 def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
