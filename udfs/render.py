@@ -4,8 +4,11 @@ Every scene is drawn from a seeded ``numpy.random.Generator``: the same seed giv
 the same pixels (and, encoded with the same settings, the same JPEG bytes). The
 scenes are deliberately simple but varied (layout, colour, lighting, size, noise),
 so that a small network must learn shape and colour cues to tell them apart.
-Degradations (blur, noise, exposure, tilt, low contrast) lower a hidden aesthetic
-score, which is what the aesthetics head later learns.
+Each photo has a hidden aesthetic score, which is what the aesthetics head later learns:
+the light of a clean photo (how vivid and how contrasted it is: :func:`compose`) sets it
+between 7 and 9.5, and degradations (blur, noise, exposure, tilt, low contrast) lower it.
+Everything the score depends on is drawn in the pixels, as raters judge real photos by
+what they see.
 """
 from __future__ import annotations
 
@@ -784,10 +787,20 @@ def render_scene(category: str, rng: np.random.Generator, width: int, height: in
 DEGRADATIONS = ["blur", "noise", "dark", "overexposed", "tilt", "flat"]
 
 
+def compose(img: Image.Image, light: float) -> Image.Image:
+    """The photographer's light, ``light`` in [0, 1]: from dull (colour 0.6, contrast 0.85)
+    to vivid and punchy (colour 1.4, contrast 1.15). Milder than the ``flat`` degradation,
+    and seen through the scene's own colours and lighting, which vary too."""
+    img = ImageEnhance.Color(img).enhance(0.6 + 0.8 * light)
+    return ImageEnhance.Contrast(img).enhance(0.85 + 0.3 * light)
+
+
 def degrade(img: Image.Image, rng: np.random.Generator, rate: float) -> tuple[Image.Image, float, str]:
-    """Maybe apply one or two degradations; returns the image, a hidden aesthetic score
-    in [1, 10] and the degradations' names ("" for none)."""
-    score = float(rng.uniform(7.0, 9.5))  # composition quality of a clean photo
+    """Draw the photo's light (:func:`compose`), then maybe apply one or two degradations;
+    returns the image, its hidden aesthetic score in [1, 10] (7 to 9.5 by the light, less
+    2.7 to 4.5 per degradation by its severity) and the degradations' names ("" for none)."""
+    score = float(rng.uniform(7.0, 9.5))  # the clean photo's score, drawn as its light
+    img = compose(img, (score - 7.0) / 2.5)
     applied = []
     if rng.random() < rate:
         k = 1 if rng.random() < 0.7 else 2
