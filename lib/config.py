@@ -270,7 +270,7 @@ class TrainingConfig(_Versioned):
     eval_max_rows: int = Field(20000, ge=10)
     gallery_diverse: int = Field(3, ge=0)
     aesthetics_quality: bool = True
-    aesthetics_cap_folds: int = Field(5, ge=0)
+    aesthetics_cap_folds: int = Field(0, ge=0)
     flaws: FlawsConfig = Field(default_factory=FlawsConfig)
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
 
