@@ -124,7 +124,7 @@ def pixel_diagnostics(px: np.ndarray, y: np.ndarray, degradation, holdout: int) 
     how well each degradation is detected from them (AUC on the held-out images of a forest
     classifier trained on the largest budget, with the degradation names the pipeline does
     not have); and the forest's Spearman when its top 60% of predictions are tied (the clean
-    photos' composition draw is invisible, and the ceiling ties them)."""
+    photos' score was invisible before render version 3, and the ceiling then tied them)."""
     from scipy.stats import spearmanr
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.metrics import roc_auc_score

@@ -16,7 +16,8 @@
 - **The ceiling** (``hidden_truth_ceiling``): the same held-out lists ranked by the
   world's hidden taste and photo quality, which no engine can know: how far the image
   engine could go at best on this world. And for aesthetics (``heads.aesthetics_ceiling``):
-  what a perfect detector of each photo's degradations would reach, Spearman and gallery.
+  what a perfect detector of each photo's degradations alone would reach, Spearman and
+  gallery (a head that also sees a clean photo's light goes past it).
 - **Heads**: transfer against from scratch (top-1; goal +10 points), noisy against cleaned
   labels. Single run: the spread over seeds is not measured here.
 
@@ -144,16 +145,15 @@ def taste_ceiling(spark, cfg) -> dict:
 
 
 def aesthetics_ceiling(spark, cfg) -> dict:
-    """What a perfect detector of the world's degradations could reach, from the truth
+    """What a perfect detector of the world's degradations alone reaches, from the truth
     table: each image predicted by how many degradations it carries (0, 1 or 2; the names
     are in ``truth_images.degradation``), its Spearman against the hidden score, and the
-    galleries it would order (ties, most of all among clean photos, by image id). The
-    hidden score of a clean photo is a composition draw (``udfs/render.degrade``: uniform
-    in [7, 9.5]) that nothing in its pixels shows, so no head can tell the best of a
-    sale's clean photos from the others: this bounds the gallery figure. The same detector
-    with its ties broken at random (``spearman_degradation_oracle_untied``) bounds any score
-    that does not tie the photos it cannot order: a continuous mean orders its flawless
-    photos at random, which Spearman counts as noise."""
+    galleries it would order (ties, most of all among clean photos, by image id). A clean
+    photo's score is its light (``udfs/render.compose``), which this detector ignores: a
+    head that sees the light too goes past it (before render version 3 the light was not
+    drawn, and this bounded every head). The same detector with its ties broken at random
+    (``spearman_degradation_oracle_untied``) is what a continuous score reaches when it
+    detects the flaws perfectly but orders the clean photos at random."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 

@@ -18,11 +18,12 @@ that is the best case. On real photographs the gain depends on how much real fla
 like these distortions; the families are the standard ones because they do, on the IQA
 benchmarks.
 
-**The score cap.** A flawless photo's score is the photographer's composition, which
-neither the statistics nor the embedding show: the head's mean over such photos is noise,
-and it orders them at random. Spearman's correlation (and a gallery) counts that random
+**The score cap.** Where the best photos differ by something neither the statistics nor
+the embedding show (on real photos, taste), the head's mean over them is noise, and it
+orders them at random. Spearman's correlation (and a gallery) counts that random
 order against it. ``training.aesthetics_cap_folds`` out-of-fold heads choose, on the label
-budget alone, the share of photos above which the head cannot order them; the score is
+budget alone, the share of photos above which the head cannot order them (none, when it
+can: on the demo world, whose clean photos show their score in their light); the score is
 then capped at that quantile of the out-of-fold scores (out of sample, as the final head's
 scores on new photos are), and those photos tie
 (``image_aesthetics.score``; the distribution is kept whole).
