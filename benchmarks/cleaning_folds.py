@@ -9,11 +9,12 @@ On a finished demo lakehouse:
   (``training.workflow.area_data``, ``area_labels`` with ``training.seed`` = each of
   ``--seeds``; the first ``--holdout`` held-out images).
 - Per draw and per initialisation seed (``--inits``): the head on the noisy labels, on the
-  same labels all true (``true_labels``), and for each ``--folds`` and each
-  ``--confidences`` the cleaned head: fold assignment, flagging and re-weighting are
-  train_head's (``fold_of``, ``drop_suspicious``; the thresholds default to
-  ``training.clean_confidence``, and every threshold flags from the same out-of-fold
-  predictions). A threshold of 0 flags every label the out-of-fold head's top class
+  same labels all true (``true_labels``), and for each ``--folds``, each ``--confidences``
+  and each ``--neighbours`` the cleaned head: fold assignment, flagging, the neighbour
+  check, what becomes of a flagged label (``--action``) and re-weighting are train_head's
+  (``fold_of``, ``head_task.neighbour_votes``, ``clean_labels``; each defaults to the
+  config's ``training.clean_confidence``, ``clean_neighbours`` and ``clean_action``, and
+  every setting flags from the same out-of-fold predictions). A threshold of 0 flags every label the out-of-fold head's top class
   contradicts (cleanlab's ``predicted_neq_given``).
 - The heads are trained in this process with Keras ``fit`` (``training.heads.build_head``,
   ``training.hidden``, ``dropout``, ``epochs``, ``learning_rate``, a batch of
@@ -25,7 +26,7 @@ On a finished demo lakehouse:
   label), and per setting ``readmit``: the flagged labels that the cleaned head (trained
   without them, so out of sample) gives their own class are put back, and the head is
   trained again (does the cleaned head rescue the right labels the flags cost?).
-- Figures per setting (folds, threshold): mean top-1 of each arm, the noise's cost (true -
+- Figures per setting (folds, threshold, neighbours): mean top-1 of each arm, the noise's cost (true -
   noisy), the cleaning's gain (cleaned - noisy), their ratio (of means) with its standard
   error over the draws (delta method: the spread of gain - share x cost per draw), and
   which classes lose genuine labels to the flags (``flagged_clean_by_class``).
@@ -115,12 +116,12 @@ def readmit(W, lab, clean_pdf, cleaned):
     return back, W.kept(lab, in_clean | lab["image_id"].isin(set(back["image_id"])).to_numpy())
 
 
-def setting(folds: int, confidence: float) -> str:
-    return f"{folds}_c{confidence:g}"
+def setting(folds: int, confidence: float, neighbours: int) -> str:
+    return f"{folds}_c{confidence:g}_k{neighbours}"
 
 
-def summary(rows: list[dict], folds: int, confidence: float) -> dict:
-    k = setting(folds, confidence)
+def summary(rows: list[dict], folds: int, confidence: float, neighbours: int) -> dict:
+    k = setting(folds, confidence, neighbours)
     arms = ("noisy", "true_labels", f"cleaned_{k}")
     per = {arm: np.array([r[arm] for r in rows], dtype=float) for arm in arms}
     mean = {arm: float(v.mean()) for arm, v in per.items()}
@@ -138,7 +139,7 @@ def summary(rows: list[dict], folds: int, confidence: float) -> dict:
             refs[f"recovered_share_{name}"] = round((v - mean["noisy"]) / cost, 3) if cost > 0 else None
         refs["readmitted"] = round(float(np.mean([r[f"readmitted_{k}"] for r in rows])), 1)
         refs["readmitted_noisy"] = round(float(np.mean([r[f"readmitted_noisy_{k}"] for r in rows])), 1)
-    return {"folds": folds, "clean_confidence": confidence, "draws": len(rows), **refs,
+    return {"folds": folds, "clean_confidence": confidence, "clean_neighbours": neighbours, "draws": len(rows), **refs,
             **{f"mean_top1_{a}": round(v, 4) for a, v in mean.items()},
             "sd_top1_cleaned": round(float(per[f"cleaned_{k}"].std(ddof=1)), 4) if len(rows) > 1 else None,
             "noise_cost": round(cost, 4), "cleaning_gain": round(gain, 4),
@@ -162,18 +163,25 @@ def main() -> None:
     p.add_argument("--holdout", type=int, default=2000)
     p.add_argument("--class-cap", type=float, default=None,
                    help="training.clean_class_cap for every setting (default the config's)")
+    p.add_argument("--neighbours", type=int, nargs="+", default=None,
+                   help="training.clean_neighbours settings (0: no neighbour check; default the config's)")
+    p.add_argument("--action", choices=["drop", "relabel"], default=None,
+                   help="training.clean_action for every setting (default the config's)")
     p.add_argument("--references", action="store_true",
                    help="also the oracle_drop arm (exactly the injected noise dropped) and readmit per setting")
     p.add_argument("--out", default=os.path.join(HERE, "results", "cleaning_folds.json"))
     args = p.parse_args()
     from vistarank.config import load_config
     from vistarank.session import get_spark
+    from vistarank.training import head_task as H
     from vistarank.training import workflow as W
 
     cfg = load_config("local", [f"lakehouse.root={os.path.abspath(args.lakehouse)}", "spark.show_progress=false"])
     tc = cfg.training
     confidences = args.confidences or [tc.clean_confidence]
     cap = tc.clean_class_cap if args.class_cap is None else args.class_cap
+    neighbours = args.neighbours or [tc.clean_neighbours]
+    action = tc.clean_action if args.action is None else args.action
     if tc.label_noise <= 0:
         raise SystemExit("error: training.label_noise is 0 in this configuration: nothing to clean")
     spark = get_spark(cfg)
@@ -182,6 +190,8 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = []
     for seed, (lab, held) in data.items():
+        votes = {n: H.neighbour_votes(W.features(lab), lab["y"].to_numpy(), n, len(W.CLASSES)) if n > 0 else None
+                 for n in neighbours}
         for init in args.inits:
             row = {"seed": seed, "init": init, "labels": int(len(lab)), "noisy_labels": int(lab["noisy"].sum()),
                    "noisy": top1(fit_head(tc, lab, init), held),
@@ -190,9 +200,9 @@ def main() -> None:
                 row["oracle_drop"] = top1(fit_head(tc, oracle_drop(W, lab), init), held)
             for f in args.folds:
                 oof = out_of_fold(tc, lab, f, init)
-                for c in confidences:
-                    clean_pdf, rep = W.drop_suspicious(lab, oof, c, cap)
-                    k = setting(f, c)
+                for c, n in [(c, n) for c in confidences for n in neighbours]:
+                    clean_pdf, rep = W.clean_labels(lab, oof, c, cap, votes[n], action)
+                    k = setting(f, c, n)
                     cleaned = fit_head(tc, clean_pdf, init)
                     if args.references:
                         back, again = readmit(W, lab, clean_pdf, cleaned)
@@ -201,19 +211,20 @@ def main() -> None:
                                     f"readmitted_noisy_{k}": int(back["noisy"].sum())})
                     row.update({f"cleaned_{k}": top1(cleaned, held),
                                 f"flagged_{k}": rep["flagged"], f"precision_{k}": rep["precision"],
-                                f"recall_{k}": rep["recall"],
+                                f"recall_{k}": rep["recall"], f"not_backed_{k}": rep["not_backed"],
                                 f"flagged_clean_by_class_{k}": rep["flagged_clean_by_class"]})
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
             rows.append(row)
-    summaries = [summary(rows, f, c) for f in args.folds for c in confidences]
+    summaries = [summary(rows, f, c, n) for f in args.folds for c in confidences for n in neighbours]
     for s in summaries:
         print(s)
     _results.write("cleaning_folds", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
                    model_version=cfg.model.model_version, label_noise=tc.label_noise,
                    labels_per_class=tc.labels_per_class, clean_confidence=tc.clean_confidence, clean_class_cap=cap,
+                   clean_neighbours=neighbours, clean_action=action,
                    seconds=round(time.perf_counter() - t0, 1), summaries=summaries,
-                   **{f"goal_cleaning_recovers_half_{s['folds']}_folds_c{s['clean_confidence']:g}":
-                      s["goal_cleaning_recovers_half"] for s in summaries})
+                   **{f"goal_cleaning_recovers_half_{s['folds']}_folds_c{s['clean_confidence']:g}"
+                      f"_k{s['clean_neighbours']}": s["goal_cleaning_recovers_half"] for s in summaries})
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ def test_cleaning_drops_confident_contradictions_and_reweighs():
     oof[2, 0] = 0.75  # a right label contradicted with confidence: flagged too (a false flag of class 1)
     oof[3, 0], oof[3, 1] = 0.5, 0.45  # contradicted, but not with confidence 0.7: kept
     oof[4, 1] = 0.95
-    clean, rep = W.drop_suspicious(lab, oof, 0.7)
+    clean, rep = W.clean_labels(lab, oof, 0.7)
     assert list(clean["image_id"]) == ["a", "d", "e"]
     assert rep["flagged"] == 2 and rep["flagged_and_noisy"] == 1
     assert rep["precision"] == pytest.approx(0.5) and rep["recall"] == pytest.approx(1.0)
@@ -261,7 +261,7 @@ def test_cleaning_drops_confident_contradictions_and_reweighs():
     # re-weighted on what is left: class 0 (one label) weighs twice class 1 (two)
     assert clean["weight"].iloc[0] == pytest.approx(2 * clean["weight"].iloc[1])
     # threshold 0 (the default): every label the out-of-fold top class contradicts, d included
-    clean0, rep0 = W.drop_suspicious(lab, oof, 0.0)
+    clean0, rep0 = W.clean_labels(lab, oof, 0.0)
     assert list(clean0["image_id"]) == ["a", "e"] and rep0["flagged"] == 3
     folds = W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5)
     assert set(folds) == set(range(5)) and list(folds) == list(W.fold_of(pd.Series([f"img{i}" for i in range(300)]), 5))
@@ -290,9 +290,53 @@ def test_class_cap_keeps_the_least_contradicted_labels_of_an_over_flagged_class(
     assert (H.cap_per_class(oof, y, flag, 10.0) == flag).all()  # a cap above every class's share changes nothing
     lab = pd.DataFrame({"image_id": [f"i{i}" for i in range(60)], "x": [[0.0]] * 60, "y": y,
                         "noisy": [i < 5 for i in range(60)], "weight": [1.0] * 60})
-    clean, rep = W.drop_suspicious(lab, oof, 0.0, class_cap=1.5)
+    clean, rep = W.clean_labels(lab, oof, 0.0, class_cap=1.5)
     assert rep["flagged"] == 6 and rep["flagged_and_noisy"] == 5 and len(clean) == 54
     assert {"i5", "i6", "i7"} <= set(clean["image_id"]) and "i40" not in set(clean["image_id"])
+
+
+def test_neighbours_back_the_contradictions_of_flipped_labels_not_of_a_lone_scene():
+    """The neighbour check (training.clean_neighbours): a flipped label inside a cluster of
+    its true class is backed by its neighbours and acted on; a right label that is the only
+    one of its scene, which the out-of-fold heads call another class, is not backed and is
+    kept (dropping it would lose the scene: the collapse of issue #15 item 4). Relabelling
+    gives the flagged label the predicted class."""
+    import pandas as pd
+
+    from vistarank.training import head_task as H
+    from vistarank.training import workflow as W
+
+    k, rng = len(W.CLASSES), np.random.default_rng(0)
+    centres = np.eye(4, 8)  # class 0, class 1, and a lone scene of class 2 far from both
+    x = np.concatenate([centres[0] + 0.05 * rng.normal(size=(12, 8)),
+                        centres[1] + 0.05 * rng.normal(size=(12, 8)), centres[2][None, :]])
+    y = np.array([0] * 12 + [1] * 12 + [2])
+    y[3] = 1  # a class-0 image whose label was flipped to 1
+    votes = H.neighbour_votes(x, y, 5, k)
+    assert votes.shape == (25, k) and np.allclose(votes.sum(axis=1), 1.0)
+    assert votes[3, 0] == 1.0  # its five nearest labels are class-0 images
+    assert votes[24, 2] == 0.0  # the lone scene has no neighbour of its class
+    oof = np.full((25, k), 0.01, np.float32)
+    oof[np.arange(25), y] = 0.9
+    oof[3, 1], oof[3, 0] = 0.05, 0.9  # the heads contradict the flipped label: class 0
+    oof[24, 2], oof[24, 1] = 0.05, 0.9  # ... and the lone scene: class 1, a guess
+    assert list(np.where(H.suspicious(oof, y, 0.0))[0]) == [3, 24]
+    backed = H.backed(oof, votes)
+    assert backed[3] and not backed[24]
+    lab = pd.DataFrame({"image_id": [f"i{i}" for i in range(25)], "x": list(x), "y": y, "true_y": np.r_[[0] * 12, [1] * 12, 2],
+                        "noisy": [i == 3 for i in range(25)], "weight": [1.0] * 25})
+    dropped, rep = W.clean_labels(lab, oof, 0.0, votes=votes)
+    assert "i3" not in set(dropped["image_id"]) and "i24" in set(dropped["image_id"]) and len(dropped) == 24
+    assert rep["flagged"] == 1 and rep["precision"] == 1.0 and rep["not_backed"] == 1
+    no_check, _ = W.clean_labels(lab, oof, 0.0)  # without neighbours the lone scene goes too
+    assert len(no_check) == 23 and "i24" not in set(no_check["image_id"])
+    fixed, rep = W.clean_labels(lab, oof, 0.0, votes=votes, action="relabel")
+    assert len(fixed) == 25 and fixed.set_index("image_id").loc["i3", "y"] == 0 and rep["relabelled_right"] == 1
+    assert (fixed["y"].to_numpy() == lab["true_y"].to_numpy()).all()
+    # class weights are recomputed on the relabelled budget: the lone class-2 label weighs 12 x a class-0 one
+    assert fixed["weight"].iloc[24] == pytest.approx(12 * fixed["weight"].iloc[0])
+    with pytest.raises(ValueError, match="relabel"):
+        W.clean_labels(lab, oof, 0.0, votes=votes, action="fix")
 
 
 def test_gallery_order_puts_distinct_areas_first():

@@ -7,8 +7,13 @@ aesthetics (10-bin score distributions, EMD loss), as heads on frozen embeddings
 - Cleaning: out-of-fold predictions (``training.folds`` heads, each trained without its
   fold); a label is suspicious when the head's top class is another one, with at least
   ``training.clean_confidence`` and the label less than 1 - that (0, the default: every
-  label the out-of-fold top class contradicts, cleanlab's ``predicted_neq_given``). The
-  head is retrained on the remaining labels.
+  label the out-of-fold top class contradicts, cleanlab's ``predicted_neq_given``). With
+  ``training.clean_neighbours`` k, only the contradictions the label's k nearest labelled
+  neighbours back (their majority class is the one the heads predict: deep k-NN, Bahri et
+  al. 2020) are acted on: an out-of-fold head that never saw a scene as its class guesses,
+  and its guess has no neighbours behind it. The acted-on labels are relabelled to the
+  predicted class (``training.clean_action`` relabel) or dropped (drop, the default), and
+  the head is retrained.
 - Evaluation on held-out truth (images not in the label set): top-1/top-5 accuracy,
   per-class precision and recall, a confusion matrix PNG; for aesthetics, the mean EMD
   and the Spearman correlation of the predicted mean score with the hidden score.
@@ -81,6 +86,28 @@ def suspicious(oof: np.ndarray, y: np.ndarray, confidence: float) -> np.ndarray:
     while the label gets less than ``1 - confidence`` (0: every such contradiction)."""
     pred = oof.argmax(axis=1)
     return (pred != y) & (oof.max(axis=1) >= confidence) & (oof[np.arange(len(y)), y] < 1 - confidence)
+
+
+def neighbour_votes(x: np.ndarray, y: np.ndarray, k: int, n_classes: int) -> np.ndarray:
+    """(n, n_classes): each label's share of its ``k`` nearest other labels in each class, by
+    the cosine distance between their features (scikit-learn's exact ``NearestNeighbors``;
+    a label is never its own neighbour). Zeros when there are too few labels."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(int(k), len(y) - 1)
+    votes = np.zeros((len(y), n_classes))
+    if k < 1:
+        return votes
+    idx = NearestNeighbors(n_neighbors=k, metric="cosine").fit(x).kneighbors(return_distance=False)
+    np.add.at(votes, (np.repeat(np.arange(len(y)), k), np.asarray(y)[idx].ravel()), 1.0)
+    return votes / k
+
+
+def backed(oof: np.ndarray, votes: np.ndarray) -> np.ndarray:
+    """Whether the neighbours' majority class (:func:`neighbour_votes`; a tie counts for the
+    predicted class) is the out-of-fold heads' top class."""
+    pred = oof.argmax(axis=1)
+    return votes[np.arange(len(pred)), pred] >= votes.max(axis=1)
 
 
 def cap_per_class(oof: np.ndarray, y: np.ndarray, flag: np.ndarray, factor: float) -> np.ndarray:
@@ -176,8 +203,9 @@ def evaluation_rows(report: dict) -> list[tuple]:
         if arm in report.get("areas_images", {}):
             classification(arm, report["areas_images"][arm])
     c = report["cleaning"]
-    for m in ("flagged", "flagged_and_noisy", "precision", "recall"):
-        rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
+    for m in ("flagged", "flagged_and_noisy", "precision", "recall", "not_backed", "relabelled_right"):
+        if m in c:  # the last two: since session 25's neighbour check and relabelling
+            rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
     for cls, n in c.get("flagged_clean_by_class", {}).items():  # dropped labels the injected noise had not flipped
         rows.append(("cleaning", "cleaned", "flagged_clean", cls, float(n), int(c["labels"])))
     a = report["aesthetics"]

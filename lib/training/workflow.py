@@ -184,35 +184,56 @@ def kept(lab_pdf: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def drop_suspicious(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float,
-                    class_cap: float = 0.0) -> tuple[pd.DataFrame, dict]:
-    """The labels the out-of-fold predictions ``oof`` do not contradict with high confidence
-    (:func:`head_task.suspicious`; with ``class_cap``, at most that many times the flagged
-    share of each class: :func:`head_task.cap_per_class`), re-weighted; and the cleaning's
-    report (flagged, how many of those were the injected noise, and the flagged clean labels
-    per class)."""
+def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
+                 votes: np.ndarray | None = None, action: str = "drop") -> tuple[pd.DataFrame, dict]:
+    """The label budget after cleaning, re-weighted, and the cleaning's report.
+
+    A label is flagged when the out-of-fold predictions ``oof`` contradict it
+    (:func:`head_task.suspicious` at ``confidence``), and, given the neighbours' ``votes``
+    (:func:`head_task.neighbour_votes`), only when they back the contradiction
+    (:func:`head_task.backed`); with ``class_cap``, at most that many times the flagged share
+    of each class (:func:`head_task.cap_per_class`). ``action`` "relabel" gives each flagged
+    label the predicted class; "drop" removes it. The report: the labels, the injected noise,
+    the flagged ones and how many of them were noise (precision, recall), the contradictions
+    the neighbours did not back (kept as given), the flagged labels now right (relabelled to
+    their true class) and the flagged clean labels per class."""
+    if action not in ("drop", "relabel"):
+        raise ValueError(f"cleaning action {action!r}: expected 'drop' or 'relabel'")
     y = lab_pdf["y"].to_numpy()
-    flag = H.cap_per_class(oof, y, H.suspicious(oof, y, confidence), class_cap)
+    contradicted = H.suspicious(oof, y, confidence)
+    flag = contradicted & H.backed(oof, votes) if votes is not None else contradicted
+    flag = H.cap_per_class(oof, y, flag, class_cap)
     noisy = lab_pdf["noisy"].to_numpy().astype(bool)
+    pred = oof.argmax(axis=1)
     report = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
               "flagged_and_noisy": int((flag & noisy).sum()),
               "precision": float((flag & noisy).sum() / max(flag.sum(), 1)),
               "recall": float((flag & noisy).sum() / max(noisy.sum(), 1)),
+              "not_backed": int((contradicted & ~flag).sum()), "action": action,
               "flagged_clean_by_class": {CLASSES[c]: int(n) for c, n in
                                          zip(*np.unique(y[flag & ~noisy], return_counts=True))}}
-    return kept(lab_pdf, ~flag), report
+    if action == "drop":
+        return kept(lab_pdf, ~flag), report
+    out = lab_pdf.copy()
+    out["y"] = np.where(flag, pred, y)
+    if "true_y" in out.columns:
+        report["relabelled_right"] = int((flag & (pred == out["true_y"].to_numpy())).sum())
+    return kept(out, np.ones(len(out), bool)), report
 
 
 def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
     """Out-of-fold predictions (``training.folds`` heads, each trained on the other folds),
-    then :func:`drop_suspicious` at ``training.clean_confidence`` and ``training.clean_class_cap``."""
+    the neighbours' votes (``training.clean_neighbours``; 0: none), then :func:`clean_labels`
+    at ``training.clean_confidence``, ``training.clean_class_cap`` and ``training.clean_action``."""
     tc = cfg.training
     fold = fold_of(lab_pdf["image_id"], tc.folds)
     oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
     for f in range(tc.folds):
         path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
         oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
-    return drop_suspicious(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap)
+    votes = (H.neighbour_votes(features(lab_pdf), lab_pdf["y"].to_numpy(), tc.clean_neighbours, len(CLASSES))
+             if tc.clean_neighbours > 0 else None)
+    return clean_labels(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap, votes, tc.clean_action)
 
 
 def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +348,8 @@ def notes(report: dict, n_held: int) -> list[str]:
     r, m = report, metrics(report)
     out = [f"areas top-1 on {n_held:,} held-out images: noisy labels {m['areas_top1_noisy']:.3f}, "
            f"cleaned {m['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {r['cleaning']['labels']} labels "
-           f"flagged, precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})"
+           f"flagged and {'relabelled' if r['cleaning'].get('action') == 'relabel' else 'dropped'}, "
+           f"precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})"
            + (f"; the same labels all true {m['areas_top1_true_labels']:.3f}" if "areas_top1_true_labels" in m
               else "")]
     if "areas_images" in r:
