@@ -73,12 +73,16 @@ def fit_head(tc, lab, seed: int):
 
     from vistarank.training import workflow as W
     from vistarank.training.heads import build_head
+    from vistarank.udfs.train_worker import learning_rate
 
     keras.utils.set_random_seed(seed)
     model = build_head(len(lab["x"].iloc[0]), len(W.CLASSES), "softmax", tuple(tc.hidden), tc.dropout, seed)
-    model.compile(keras.optimizers.Adam(tc.learning_rate), keras.losses.SparseCategoricalCrossentropy())
+    batch = tc.batch_size * tc.workers
+    rate = learning_rate(keras, {"learning_rate": tc.learning_rate, "epochs": tc.epochs}, tc.lr_schedule,
+                         int(np.ceil(len(lab) / batch)))  # the stage's schedule (training.lr_schedule)
+    model.compile(keras.optimizers.Adam(rate), keras.losses.SparseCategoricalCrossentropy())
     model.fit(W.features(lab), lab["y"].to_numpy(), sample_weight=lab["weight"].to_numpy(),
-              batch_size=tc.batch_size * tc.workers, epochs=tc.epochs, verbose=0, shuffle=True)
+              batch_size=batch, epochs=tc.epochs, verbose=0, shuffle=True)
     return model
 
 

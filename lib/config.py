@@ -265,6 +265,7 @@ class TrainingConfig(_Versioned):
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(0.003, gt=0)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
     hidden: list[int] = Field(default_factory=lambda: [256, 128])
     dropout: float = Field(0.5, ge=0, lt=1)
     seed: int = 0

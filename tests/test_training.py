@@ -51,7 +51,8 @@ def test_one_and_two_workers_learn_and_agree(spark, tmp_path):
     df, x, y = _blobs(spark)
     data = write_snapshot(df, str(tmp_path / "data"), 4)
     one = launch(spark, _spec(data, artifact=str(tmp_path / "one" / "head.keras")), 1)
-    two = launch(spark, _spec(data, artifact=str(tmp_path / "two" / "head.keras")), 2)
+    # two workers with the cosine-decayed rate (training.lr_schedule's default), one with a constant one
+    two = launch(spark, _spec(data, artifact=str(tmp_path / "two" / "head.keras"), lr_schedule="cosine"), 2)
     assert [r["rank"] for r in two] == [0, 1]
     assert two[0]["digest"] == pytest.approx(two[1]["digest"], rel=1e-9)  # identical weights after training
     assert two[0]["steps_per_epoch"] == two[1]["steps_per_epoch"]
@@ -61,6 +62,20 @@ def test_one_and_two_workers_learn_and_agree(spark, tmp_path):
     assert acc1 > 0.9 and acc2 > 0.9
     assert abs(acc1 - acc2) <= 0.05  # the stated tolerance between 1 and 2 workers
     assert two[0]["losses"][-1] < two[0]["losses"][0]
+
+
+def test_the_learning_rate_decays_to_zero_over_a_phase():
+    import keras
+
+    from vistarank.udfs.train_worker import learning_rate
+
+    phase = {"learning_rate": 0.003, "epochs": 10}
+    assert learning_rate(keras, phase, "constant", 7) == 0.003
+    cosine = learning_rate(keras, phase, "cosine", 7)
+    rates = [float(cosine(step)) for step in (0, 35, 70)]
+    assert rates[0] == pytest.approx(0.003) and rates[1] == pytest.approx(0.0015, rel=1e-5) and rates[2] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate(keras, phase, "step", 7)
 
 
 def test_a_rerun_on_the_same_rows_gives_the_same_weights(spark, tmp_path):
@@ -145,7 +160,7 @@ def test_horovod_backend_one_and_two_workers_learn_and_agree(spark, tmp_path):
     data = write_snapshot(df, str(tmp_path / "data"), 4)
     hv = dict(backend="horovod", python=HVD_PYTHON)
     one = launch(spark, _spec(data, artifact=str(tmp_path / "one" / "head.keras"), **hv), 1)
-    two = launch(spark, _spec(data, artifact=str(tmp_path / "two" / "head.keras"), **hv), 2)
+    two = launch(spark, _spec(data, artifact=str(tmp_path / "two" / "head.keras"), lr_schedule="cosine", **hv), 2)
     assert {r["backend"] for r in one + two} == {"horovod"}
     assert two[0]["digest"] == pytest.approx(two[1]["digest"], rel=1e-9)  # identical weights after training
     assert sum(r["rows"] for r in two) == len(x)

@@ -317,6 +317,18 @@ def _augmenter(spec: dict, seed: int):
     ], name="augment")
 
 
+def learning_rate(keras, phase: dict, schedule: str, steps: int):
+    """The phase's learning rate: constant, or cosine-decayed to 0 over the phase's steps
+    (``training.lr_schedule``): a small head at a constant Adam rate still jumps between
+    minima at its last step, so its held-out figures swing with the seed and it memorises
+    flipped labels; decayed, it settles (README, issue #15)."""
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(phase["learning_rate"], max(1, phase["epochs"] * steps))
+    if schedule != "constant":
+        raise ValueError(f"unknown training.lr_schedule {schedule!r}")
+    return phase["learning_rate"]
+
+
 def train_rank(spec: dict, rank: int, n: int, peers: list[str], steps: int) -> dict:
     """Train on this rank's shard (in a fresh process: TF configures collectives once per
     process); returns its metrics and weights digest."""
@@ -358,7 +370,7 @@ def train_rank(spec: dict, rank: int, n: int, peers: list[str], steps: int) -> d
     for p_i, phase in enumerate(phases):
         n_trainable = set_trainable(model, backbone, phase["train"], spec.get("unfreeze_from"))
         with backend.scope():
-            opt = keras.optimizers.Adam(phase["learning_rate"])
+            opt = keras.optimizers.Adam(learning_rate(keras, phase, spec.get("lr_schedule", "constant"), steps))
         step = backend.make_step(model, opt, loss_fn, spec["batch_size"])
         ds = (tf.data.Dataset.from_tensor_slices((x, y, w))
               .shuffle(len(x), seed=spec["seed"] + rank + 1000 * p_i, reshuffle_each_iteration=True)

@@ -32,7 +32,8 @@ CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a 
 def head_spec(cfg: Config, data: str, kind: str, n_out: int, artifact: str) -> dict:
     tc = cfg.training
     spec = {"backend": tc.backend, "data": data, "kind": kind, "n_out": n_out, "hidden": list(tc.hidden),
-            "dropout": tc.dropout, "seed": tc.seed, "learning_rate": tc.learning_rate, "batch_size": tc.batch_size,
+            "dropout": tc.dropout, "seed": tc.seed, "learning_rate": tc.learning_rate, "lr_schedule": tc.lr_schedule,
+            "batch_size": tc.batch_size,
             "epochs": tc.epochs, "timeout_s": tc.timeout_s, "artifact": artifact}
     if tc.backend == "horovod":
         spec["python"] = tc.horovod_python
