@@ -225,7 +225,7 @@ def main() -> None:
     _results.write("cleaning_folds", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
                    model_version=cfg.model.model_version, label_noise=tc.label_noise,
                    labels_per_class=tc.labels_per_class, clean_confidence=tc.clean_confidence, clean_class_cap=cap,
-                   clean_neighbours=neighbours, clean_action=action,
+                   clean_neighbours=neighbours, clean_action=action, lr_schedule=tc.lr_schedule,
                    seconds=round(time.perf_counter() - t0, 1), summaries=summaries,
                    **{f"goal_cleaning_recovers_half_{s['folds']}_folds_c{s['clean_confidence']:g}"
                       f"_k{s['clean_neighbours']}": s["goal_cleaning_recovers_half"] for s in summaries})
