@@ -240,6 +240,7 @@ class FineTuneConfig(_Section):
     rotation: float = Field(0.03, ge=0, le=0.25)
     scratch: bool = True
     scratch_learning_rate: float = Field(0.001, gt=0)
+    lr_schedule: Literal["cosine", "constant"] = "constant"
     eval_max_rows: int = Field(2000, ge=10)
 
 

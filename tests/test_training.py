@@ -76,6 +76,13 @@ def test_the_learning_rate_decays_to_zero_over_a_phase():
     assert rates[0] == pytest.approx(0.003) and rates[1] == pytest.approx(0.0015, rel=1e-5) and rates[2] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="lr_schedule"):
         learning_rate(keras, phase, "step", 7)
+    # the defaults: heads on embeddings decay; the image networks keep the constant rates they were tuned at
+    from vistarank.config import load_config
+    from vistarank.training import workflow as W
+
+    cfg = load_config("local")
+    assert W.head_spec(cfg, "d", "softmax", 9, "a")["lr_schedule"] == "cosine"
+    assert W.fine_tune_spec(cfg, "d", "a", from_scratch=True)["lr_schedule"] == "constant"
 
 
 def test_a_rerun_on_the_same_rows_gives_the_same_weights(spark, tmp_path):

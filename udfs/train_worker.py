@@ -319,7 +319,8 @@ def _augmenter(spec: dict, seed: int):
 
 def learning_rate(keras, phase: dict, schedule: str, steps: int):
     """The phase's learning rate: constant, or cosine-decayed to 0 over the phase's steps
-    (``training.lr_schedule``): a small head at a constant Adam rate still jumps between
+    (``training.lr_schedule`` for the heads on embeddings, ``training.fine_tune.lr_schedule``
+    for the image networks): a small head at a constant Adam rate still jumps between
     minima at its last step, so its held-out figures swing with the seed and it memorises
     flipped labels; decayed, it settles (README, issue #15)."""
     if schedule == "cosine":

@@ -52,7 +52,7 @@ def fine_tune_spec(cfg: Config, data: str, artifact: str, from_scratch: bool) ->
             phases.append({"train": "top", "epochs": ft.top_epochs, "learning_rate": ft.top_learning_rate})
     spec = head_spec(cfg, data, "softmax", len(CLASSES), artifact)
     spec.pop("python", None)  # the tf backend's workers run in this environment
-    return {**spec, "backend": "tf", "input": "images",
+    return {**spec, "backend": "tf", "input": "images", "lr_schedule": ft.lr_schedule,
             "backbone": models.resolve(cfg).to_json(), "from_scratch": from_scratch, "phases": phases,
             "unfreeze_from": ft.unfreeze_from, "batch_size": ft.batch_size,
             "augment": {"crop": ft.crop, "rotation": ft.rotation}}
