@@ -45,10 +45,16 @@ def test_near_duplicates_are_flagged_and_distinct_photos_are_not(spark, ingested
              .join(key.select(F.col("image_id").alias("near_duplicate_of"), F.col("photo_key").alias("other_key")),
                    "near_duplicate_of"))
     assert pairs.where("photo_key != other_key").count() == 0  # no false pairs
-    variants_with_original = (key.where("variant != 'original'").alias("v")
-                              .join(key.where("variant = 'original'").alias("o"), "photo_key")
-                              .select("v.image_id").distinct())
-    assert variants_with_original.join(flagged, "image_id", "left_anti").count() == 0  # all found
+    # every re-encoded or resized copy is paired with its original. The pair's direction is the
+    # documented one (an image already in the catalogue, else the smaller image_id, stays the
+    # original: ingest.catalogue_matches), so when both arrive the same night the copy may be
+    # the one kept, and the original the one flagged
+    variants = (key.where("variant != 'original'").alias("v")
+                .join(key.where("variant = 'original'").alias("o"), "photo_key")
+                .select(F.col("v.image_id").alias("v_id"), F.col("o.image_id").alias("o_id")).distinct())
+    ids = [r["image_id"] for r in flagged.select("image_id").collect()]  # a few on the tiny world
+    found = variants.where(F.col("v_id").isin(ids) | F.col("o_id").isin(ids))
+    assert variants.count() > 0 and found.count() == variants.count()  # all found (pairs are checked above)
 
 
 def test_rerun_ingests_nothing(spark, ingested):
