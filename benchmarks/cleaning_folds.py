@@ -11,7 +11,7 @@ On a finished demo lakehouse:
 - Per draw and per initialisation seed (``--inits``): the head on the noisy labels, on the
   same labels all true (``true_labels``), and for each ``--folds``, each ``--confidences``
   and each ``--neighbours`` the cleaned head: fold assignment, flagging, the neighbour
-  check, what becomes of a flagged label (``--action``) and re-weighting are train_head's
+  check, the spread gate (``--spreads``), what becomes of a flagged label (``--action``) and re-weighting are train_head's
   (``fold_of``, ``head_task.neighbour_votes``, ``clean_labels``; each defaults to the
   config's ``training.clean_confidence``, ``clean_neighbours`` and ``clean_action``, and
   every setting flags from the same out-of-fold predictions). A threshold of 0 flags every label the out-of-fold head's top class
@@ -120,12 +120,12 @@ def readmit(W, lab, clean_pdf, cleaned):
     return back, W.kept(lab, in_clean | lab["image_id"].isin(set(back["image_id"])).to_numpy())
 
 
-def setting(folds: int, confidence: float, neighbours: int) -> str:
-    return f"{folds}_c{confidence:g}_k{neighbours}"
+def setting(folds: int, confidence: float, neighbours: int, spread: float = 0.0) -> str:
+    return f"{folds}_c{confidence:g}_k{neighbours}" + (f"_s{spread:g}" if spread > 0 else "")
 
 
-def summary(rows: list[dict], folds: int, confidence: float, neighbours: int) -> dict:
-    k = setting(folds, confidence, neighbours)
+def summary(rows: list[dict], folds: int, confidence: float, neighbours: int, spread: float = 0.0) -> dict:
+    k = setting(folds, confidence, neighbours, spread)
     arms = ("noisy", "true_labels", f"cleaned_{k}")
     per = {arm: np.array([r[arm] for r in rows], dtype=float) for arm in arms}
     mean = {arm: float(v.mean()) for arm, v in per.items()}
@@ -143,7 +143,8 @@ def summary(rows: list[dict], folds: int, confidence: float, neighbours: int) ->
             refs[f"recovered_share_{name}"] = round((v - mean["noisy"]) / cost, 3) if cost > 0 else None
         refs["readmitted"] = round(float(np.mean([r[f"readmitted_{k}"] for r in rows])), 1)
         refs["readmitted_noisy"] = round(float(np.mean([r[f"readmitted_noisy_{k}"] for r in rows])), 1)
-    return {"folds": folds, "clean_confidence": confidence, "clean_neighbours": neighbours, "draws": len(rows), **refs,
+    return {"folds": folds, "clean_confidence": confidence, "clean_neighbours": neighbours, "clean_spread": spread,
+            "draws": len(rows), **refs,
             **{f"mean_top1_{a}": round(v, 4) for a, v in mean.items()},
             "sd_top1_cleaned": round(float(per[f"cleaned_{k}"].std(ddof=1)), 4) if len(rows) > 1 else None,
             "noise_cost": round(cost, 4), "cleaning_gain": round(gain, 4),
@@ -169,6 +170,8 @@ def main() -> None:
                    help="training.clean_class_cap for every setting (default the config's)")
     p.add_argument("--neighbours", type=int, nargs="+", default=None,
                    help="training.clean_neighbours settings (0: no neighbour check; default the config's)")
+    p.add_argument("--spreads", type=float, nargs="+", default=None,
+                   help="training.clean_spread settings (0: no gate; default the config's)")
     p.add_argument("--action", choices=["drop", "relabel"], default=None,
                    help="training.clean_action for every setting (default the config's)")
     p.add_argument("--references", action="store_true",
@@ -185,6 +188,8 @@ def main() -> None:
     confidences = args.confidences or [tc.clean_confidence]
     cap = tc.clean_class_cap if args.class_cap is None else args.class_cap
     neighbours = args.neighbours or [tc.clean_neighbours]
+    spreads = args.spreads or [tc.clean_spread]
+    combos = [(c, n, q) for c in confidences for n in neighbours for q in spreads]
     action = tc.clean_action if args.action is None else args.action
     if tc.label_noise <= 0:
         raise SystemExit("error: training.label_noise is 0 in this configuration: nothing to clean")
@@ -196,6 +201,7 @@ def main() -> None:
     for seed, (lab, held) in data.items():
         votes = {n: H.neighbour_votes(W.features(lab), lab["y"].to_numpy(), n, len(W.CLASSES)) if n > 0 else None
                  for n in neighbours}
+        dist = H.class_distances(W.features(lab), lab["y"].to_numpy(), len(W.CLASSES)) if max(spreads) > 0 else None
         for init in args.inits:
             row = {"seed": seed, "init": init, "labels": int(len(lab)), "noisy_labels": int(lab["noisy"].sum()),
                    "noisy": top1(fit_head(tc, lab, init), held),
@@ -204,9 +210,10 @@ def main() -> None:
                 row["oracle_drop"] = top1(fit_head(tc, oracle_drop(W, lab), init), held)
             for f in args.folds:
                 oof = out_of_fold(tc, lab, f, init)
-                for c, n in [(c, n) for c in confidences for n in neighbours]:
-                    clean_pdf, rep = W.clean_labels(lab, oof, c, cap, votes[n], action)
-                    k = setting(f, c, n)
+                for c, n, q in combos:
+                    near = H.near_predicted(oof, lab["y"].to_numpy(), dist, q) if q > 0 else None
+                    clean_pdf, rep = W.clean_labels(lab, oof, c, cap, votes[n], action, near)
+                    k = setting(f, c, n, q)
                     cleaned = fit_head(tc, clean_pdf, init)
                     if args.references:
                         back, again = readmit(W, lab, clean_pdf, cleaned)
@@ -216,19 +223,21 @@ def main() -> None:
                     row.update({f"cleaned_{k}": top1(cleaned, held),
                                 f"flagged_{k}": rep["flagged"], f"precision_{k}": rep["precision"],
                                 f"recall_{k}": rep["recall"], f"not_backed_{k}": rep["not_backed"],
+                                f"not_near_{k}": rep.get("not_near", 0),
                                 f"flagged_clean_by_class_{k}": rep["flagged_clean_by_class"]})
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
             rows.append(row)
-    summaries = [summary(rows, f, c, n) for f in args.folds for c in confidences for n in neighbours]
+    summaries = [summary(rows, f, c, n, q) for f in args.folds for c, n, q in combos]
     for s in summaries:
         print(s)
     _results.write("cleaning_folds", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
                    model_version=cfg.model.model_version, label_noise=tc.label_noise,
                    labels_per_class=tc.labels_per_class, clean_confidence=tc.clean_confidence, clean_class_cap=cap,
-                   clean_neighbours=neighbours, clean_action=action, lr_schedule=tc.lr_schedule,
+                   clean_neighbours=neighbours, clean_spread=spreads, clean_action=action, lr_schedule=tc.lr_schedule,
                    seconds=round(time.perf_counter() - t0, 1), summaries=summaries,
                    **{f"goal_cleaning_recovers_half_{s['folds']}_folds_c{s['clean_confidence']:g}"
-                      f"_k{s['clean_neighbours']}": s["goal_cleaning_recovers_half"] for s in summaries})
+                      f"_k{s['clean_neighbours']}" + (f"_s{s['clean_spread']:g}" if s["clean_spread"] > 0 else ""):
+                      s["goal_cleaning_recovers_half"] for s in summaries})
 
 
 if __name__ == "__main__":

@@ -361,6 +361,46 @@ def test_neighbours_back_the_contradictions_of_flipped_labels_not_of_a_lone_scen
         W.clean_labels(lab, oof, 0.0, votes=votes, action="fix")
 
 
+def test_the_spread_gate_keeps_a_lone_scene_that_the_neighbours_of_another_class_surround():
+    """The spread gate (training.clean_spread): a right label of a scene seen once lies far
+    from every label; when its nearest labels are all of the class the heads guess, the
+    neighbour check backs the guess, and only the predicted class's own spread tells that
+    the label is nowhere near that class. A flipped label inside its true class's cluster
+    stays flagged."""
+    import pandas as pd
+
+    from vistarank.training import head_task as H
+    from vistarank.training import workflow as W
+
+    k, rng = len(W.CLASSES), np.random.default_rng(1)
+    e = np.eye(8)
+    x = np.concatenate([e[0] + 0.05 * rng.normal(size=(12, 8)), e[1] + 0.05 * rng.normal(size=(12, 8)),
+                        (e[3] + 0.5 * e[1])[None, :]])  # the lone scene: nearer class 1 than class 0, far from both
+    x[3] = e[0]  # a class-0 image at the class's centre, its label flipped to 1
+    y = np.array([0] * 12 + [1] * 12 + [2])
+    y[3] = 1
+    dist = H.class_distances(x, y, k)
+    assert dist.shape == (25, k) and np.isinf(dist[24, 2]) and np.isfinite(dist[0, 2])  # class 2: one label
+    assert np.isinf(dist[:, 5]).all()  # a class with no label
+    assert dist[24, 1] > 0.4 and dist[3, 0] < 0.05
+    votes = H.neighbour_votes(x, y, 5, k)
+    oof = np.full((25, k), 0.01, np.float32)
+    oof[np.arange(25), y] = 0.9
+    oof[3, 1], oof[3, 0] = 0.05, 0.9  # the heads contradict the flipped label: class 0
+    oof[24, 2], oof[24, 1] = 0.05, 0.9  # ... and the lone scene: class 1, a guess
+    assert H.backed(oof, votes)[[3, 24]].all()  # the neighbour check backs both
+    near = H.near_predicted(oof, y, dist, 0.9)
+    assert near[3] and not near[24]
+    assert H.near_predicted(oof, y, dist, 0.0).all()  # 0: no gate
+    lab = pd.DataFrame({"image_id": [f"i{i}" for i in range(25)], "x": list(x), "y": y,
+                        "noisy": [i == 3 for i in range(25)], "weight": [1.0] * 25})
+    gated, rep = W.clean_labels(lab, oof, 0.0, votes=votes, near=near)
+    assert set(lab["image_id"]) - set(gated["image_id"]) == {"i3"}
+    assert rep["flagged"] == 1 and rep["not_near"] == 1 and rep["not_backed"] == 0
+    ungated, rep = W.clean_labels(lab, oof, 0.0, votes=votes)
+    assert set(lab["image_id"]) - set(ungated["image_id"]) == {"i3", "i24"} and "not_near" not in rep
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 

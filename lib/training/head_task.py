@@ -103,6 +103,45 @@ def neighbour_votes(x: np.ndarray, y: np.ndarray, k: int, n_classes: int) -> np.
     return votes / k
 
 
+def class_distances(x: np.ndarray, y: np.ndarray, n_classes: int, k: int = 5) -> np.ndarray:
+    """(n, n_classes): each label's mean cosine distance to its ``k`` nearest labels of each
+    class (scikit-learn's exact ``NearestNeighbors``; a label is never its own neighbour;
+    fewer when the class has fewer; inf for a class with no other label)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x, y = np.asarray(x), np.asarray(y)
+    out = np.full((len(y), n_classes), np.inf)
+    for c in np.unique(y):
+        members = np.where(y == c)[0]
+        d, j = NearestNeighbors(n_neighbors=min(k + 1, len(members)), metric="cosine").fit(
+            x[members]).kneighbors(x)
+        d = np.sort(np.where(members[j] == np.arange(len(y))[:, None], np.inf, d), axis=1)[:, :k]
+        fin = np.isfinite(d)
+        n = fin.sum(axis=1)
+        out[:, c] = np.where(n > 0, np.where(fin, d, 0.0).sum(axis=1) / np.maximum(n, 1), np.inf)
+    return out
+
+
+def near_predicted(oof: np.ndarray, y: np.ndarray, dist: np.ndarray, quantile: float) -> np.ndarray:
+    """Whether each label lies as close to the labels of its predicted class (the out-of-fold
+    heads' top class) as that class's own labels lie to each other: its distance to them
+    (:func:`class_distances`) is at most the ``quantile`` of the class's own labels' distances
+    to theirs. A contradiction far from every label of the predicted class (a scene labelled
+    once, that no label of the guessed class is near) is a guess of the heads, not evidence
+    of a flip. True everywhere at ``quantile`` 0 (no gate) or when the class has no spread."""
+    pred = np.asarray(oof).argmax(axis=1)
+    if quantile <= 0:
+        return np.ones(len(pred), bool)
+    y = np.asarray(y)
+    spread = np.full(dist.shape[1], np.inf)
+    for c in np.unique(y):
+        own = dist[y == c, c]
+        own = own[np.isfinite(own)]
+        if len(own):
+            spread[c] = np.quantile(own, quantile)
+    return dist[np.arange(len(pred)), pred] <= spread[pred]
+
+
 def backed(oof: np.ndarray, votes: np.ndarray) -> np.ndarray:
     """Whether the neighbours' majority class (:func:`neighbour_votes`; a tie counts for the
     predicted class) is the out-of-fold heads' top class."""
@@ -203,8 +242,8 @@ def evaluation_rows(report: dict) -> list[tuple]:
         if arm in report.get("areas_images", {}):
             classification(arm, report["areas_images"][arm])
     c = report["cleaning"]
-    for m in ("flagged", "flagged_and_noisy", "precision", "recall", "not_backed", "relabelled_right"):
-        if m in c:  # the last two: since session 25's neighbour check and relabelling
+    for m in ("flagged", "flagged_and_noisy", "precision", "recall", "not_backed", "not_near", "relabelled_right"):
+        if m in c:  # the last three: since the neighbour check, the spread gate (training.clean_spread) and relabelling
             rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
     for cls, n in c.get("flagged_clean_by_class", {}).items():  # dropped labels the injected noise had not flipped
         rows.append(("cleaning", "cleaned", "flagged_clean", cls, float(n), int(c["labels"])))

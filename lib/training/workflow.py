@@ -186,23 +186,27 @@ def kept(lab_pdf: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 
 
 def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
-                 votes: np.ndarray | None = None, action: str = "drop") -> tuple[pd.DataFrame, dict]:
+                 votes: np.ndarray | None = None, action: str = "drop",
+                 near: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
     """The label budget after cleaning, re-weighted, and the cleaning's report.
 
     A label is flagged when the out-of-fold predictions ``oof`` contradict it
     (:func:`head_task.suspicious` at ``confidence``), and, given the neighbours' ``votes``
     (:func:`head_task.neighbour_votes`), only when they back the contradiction
-    (:func:`head_task.backed`); with ``class_cap``, at most that many times the flagged share
+    (:func:`head_task.backed`), and, given ``near`` (:func:`head_task.near_predicted`), only
+    when the label lies within the predicted class's spread; with ``class_cap``, at most that many times the flagged share
     of each class (:func:`head_task.cap_per_class`). ``action`` "relabel" gives each flagged
     label the predicted class; "drop" removes it. The report: the labels, the injected noise,
     the flagged ones and how many of them were noise (precision, recall), the contradictions
-    the neighbours did not back (kept as given), the flagged labels now right (relabelled to
+    the neighbours did not back (kept as given), the backed ones kept because they lie
+    outside the predicted class's spread (``not_near``), the flagged labels now right (relabelled to
     their true class) and the flagged clean labels per class."""
     if action not in ("drop", "relabel"):
         raise ValueError(f"cleaning action {action!r}: expected 'drop' or 'relabel'")
     y = lab_pdf["y"].to_numpy()
     contradicted = H.suspicious(oof, y, confidence)
-    flag = contradicted & H.backed(oof, votes) if votes is not None else contradicted
+    backed = contradicted & H.backed(oof, votes) if votes is not None else contradicted
+    flag = backed & near if near is not None else backed
     flag = H.cap_per_class(oof, y, flag, class_cap)
     noisy = lab_pdf["noisy"].to_numpy().astype(bool)
     pred = oof.argmax(axis=1)
@@ -210,9 +214,11 @@ def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, clas
               "flagged_and_noisy": int((flag & noisy).sum()),
               "precision": float((flag & noisy).sum() / max(flag.sum(), 1)),
               "recall": float((flag & noisy).sum() / max(noisy.sum(), 1)),
-              "not_backed": int((contradicted & ~flag).sum()), "action": action,
+              "not_backed": int((contradicted & ~backed).sum()), "action": action,
               "flagged_clean_by_class": {CLASSES[c]: int(n) for c, n in
                                          zip(*np.unique(y[flag & ~noisy], return_counts=True))}}
+    if near is not None:
+        report["not_near"] = int((backed & ~near).sum())
     if action == "drop":
         return kept(lab_pdf, ~flag), report
     out = lab_pdf.copy()
@@ -224,8 +230,9 @@ def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, clas
 
 def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
     """Out-of-fold predictions (``training.folds`` heads, each trained on the other folds),
-    the neighbours' votes (``training.clean_neighbours``; 0: none), then :func:`clean_labels`
-    at ``training.clean_confidence``, ``training.clean_class_cap`` and ``training.clean_action``."""
+    the neighbours' votes (``training.clean_neighbours``; 0: none), the predicted classes'
+    spread (``training.clean_spread``; 0: no gate), then :func:`clean_labels` at
+    ``training.clean_confidence``, ``training.clean_class_cap`` and ``training.clean_action``."""
     tc = cfg.training
     fold = fold_of(lab_pdf["image_id"], tc.folds)
     oof = np.zeros((len(lab_pdf), len(CLASSES)), np.float32)
@@ -234,7 +241,10 @@ def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) 
         oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
     votes = (H.neighbour_votes(features(lab_pdf), lab_pdf["y"].to_numpy(), tc.clean_neighbours, len(CLASSES))
              if tc.clean_neighbours > 0 else None)
-    return clean_labels(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap, votes, tc.clean_action)
+    near = (H.near_predicted(oof, lab_pdf["y"].to_numpy(), H.class_distances(features(lab_pdf), lab_pdf["y"].to_numpy(),
+                                                                           len(CLASSES)), tc.clean_spread)
+            if tc.clean_spread > 0 else None)
+    return clean_labels(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap, votes, tc.clean_action, near)
 
 
 def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
