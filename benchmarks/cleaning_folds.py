@@ -199,9 +199,9 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = []
     for seed, (lab, held) in data.items():
-        votes = {n: H.neighbour_votes(W.features(lab), lab["y"].to_numpy(), n, len(W.CLASSES)) if n > 0 else None
-                 for n in neighbours}
-        dist = H.class_distances(W.features(lab), lab["y"].to_numpy(), len(W.CLASSES)) if max(spreads) > 0 else None
+        x, y = W.features(lab), lab["y"].to_numpy()
+        votes = {n: H.neighbour_votes(x, y, n, len(W.CLASSES)) if n > 0 else None for n in neighbours}
+        dist = H.class_distances(x, y, len(W.CLASSES)) if max(spreads) > 0 else None
         for init in args.inits:
             row = {"seed": seed, "init": init, "labels": int(len(lab)), "noisy_labels": int(lab["noisy"].sum()),
                    "noisy": top1(fit_head(tc, lab, init), held),
@@ -211,7 +211,7 @@ def main() -> None:
             for f in args.folds:
                 oof = out_of_fold(tc, lab, f, init)
                 for c, n, q in combos:
-                    near = H.near_predicted(oof, lab["y"].to_numpy(), dist, q) if q > 0 else None
+                    near = H.near_predicted(oof, y, dist, q) if q > 0 else None
                     clean_pdf, rep = W.clean_labels(lab, oof, c, cap, votes[n], action, near)
                     k = setting(f, c, n, q)
                     cleaned = fit_head(tc, clean_pdf, init)

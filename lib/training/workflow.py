@@ -239,10 +239,9 @@ def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) 
     for f in range(tc.folds):
         path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
         oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
-    votes = (H.neighbour_votes(features(lab_pdf), lab_pdf["y"].to_numpy(), tc.clean_neighbours, len(CLASSES))
-             if tc.clean_neighbours > 0 else None)
-    near = (H.near_predicted(oof, lab_pdf["y"].to_numpy(), H.class_distances(features(lab_pdf), lab_pdf["y"].to_numpy(),
-                                                                           len(CLASSES)), tc.clean_spread)
+    x, y = features(lab_pdf), lab_pdf["y"].to_numpy()
+    votes = H.neighbour_votes(x, y, tc.clean_neighbours, len(CLASSES)) if tc.clean_neighbours > 0 else None
+    near = (H.near_predicted(oof, y, H.class_distances(x, y, len(CLASSES)), tc.clean_spread)
             if tc.clean_spread > 0 else None)
     return clean_labels(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap, votes, tc.clean_action, near)
 
