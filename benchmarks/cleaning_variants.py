@@ -8,9 +8,11 @@ lakehouse:
 - Draws, heads (Keras ``fit`` in this process, initialisation 0), out-of-fold predictions
   and held-out images are ``cleaning_folds.py``'s (``draws``, ``fit_head``, ``out_of_fold``;
   5 folds), and so the figures of its arms agree with it.
-- ``gate``: the stage's flags (every contradiction the 10 nearest labels back, within the
-  predicted class's 0.9 spread quantile: ``training.clean_neighbours``, ``clean_spread``);
-  ``backed``: without the spread gate; ``contradicted``: every contradiction.
+- ``gate``: the stage's flags at the config's settings (``workflow.cleaning_flags``; by
+  default every contradiction the 10 nearest labels back, within the predicted class's
+  0.9 spread quantile: ``training.clean_neighbours``, ``clean_spread``); ``backed``:
+  without the spread gate; ``contradicted``: every contradiction. ``drop_gate`` and
+  ``relabel_gate`` are ``workflow.clean_labels``' own drop and relabel.
 - Arms: ``drop_gate`` (the stage), ``relabel_gate``, ``w25_gate`` and ``w10_gate`` (the
   flagged labels kept at 25% and 10% of their class weight), ``w25_backed``,
   ``w10_contradicted``; references: ``noisy``, ``true_labels``, ``oracle`` (exactly the
@@ -34,12 +36,17 @@ import cleaning_folds as CF
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def variants(W, H, lab, oof) -> dict:
-    """Each arm's label budget (image_id, x, y, weight, ...) from the same ``oof``."""
+def variants(W, H, tc, lab, oof) -> tuple[dict, dict]:
+    """Each arm's label budget (image_id, x, y, weight, ...) from the same ``oof``, and the
+    flags' counts. The stage's flags and its drop and relabel come from
+    ``workflow.cleaning_flags`` and ``clean_labels`` at the config's settings."""
     x, y = W.features(lab), lab["y"].to_numpy()
-    contradicted = H.suspicious(oof, y, 0.0)
-    backed = contradicted & H.backed(oof, H.neighbour_votes(x, y, 10, len(W.CLASSES)))
-    gate = backed & H.near_predicted(oof, y, H.class_distances(x, y, len(W.CLASSES)), 0.9)
+    votes = H.neighbour_votes(x, y, tc.clean_neighbours, len(W.CLASSES)) if tc.clean_neighbours > 0 else None
+    near = (H.near_predicted(oof, y, H.class_distances(x, y, len(W.CLASSES)), tc.clean_spread)
+            if tc.clean_spread > 0 else None)
+    contradicted, backed, gate = W.cleaning_flags(y, oof, tc.clean_confidence, tc.clean_class_cap, votes, near)
+    dropped, rep = W.clean_labels(lab, oof, tc.clean_confidence, tc.clean_class_cap, votes, "drop", near)
+    relabelled, rel = W.clean_labels(lab, oof, tc.clean_confidence, tc.clean_class_cap, votes, "relabel", near)
     base = W.balanced_weights(y)
 
     def weighted(flag, w):
@@ -47,14 +54,12 @@ def variants(W, H, lab, oof) -> dict:
         out["weight"] = np.where(flag, base * w, base).astype(np.float32)
         return out
 
-    arms = {"drop_gate": W.kept(lab, ~gate),
-            "relabel_gate": W.kept(lab.assign(y=np.where(gate, oof.argmax(axis=1), y)), np.ones(len(y), bool)),
+    arms = {"drop_gate": dropped, "relabel_gate": relabelled,
             "w25_gate": weighted(gate, 0.25), "w10_gate": weighted(gate, 0.10),
             "w25_backed": weighted(backed, 0.25), "w10_contradicted": weighted(contradicted, 0.10)}
-    noisy = lab["noisy"].to_numpy().astype(bool)
-    counts = {"contradicted": int(contradicted.sum()), "backed": int(backed.sum()), "gate": int(gate.sum()),
-              "gate_right_labels": int((gate & ~noisy).sum()), "gate_flips": int((gate & noisy).sum()),
-              "relabelled_right": int((gate & (oof.argmax(axis=1) == lab["true_y"].to_numpy())).sum())}
+    counts = {"contradicted": int(contradicted.sum()), "backed": int(backed.sum()), "gate": rep["flagged"],
+              "gate_right_labels": rep["flagged"] - rep["flagged_and_noisy"], "gate_flips": rep["flagged_and_noisy"],
+              "relabelled_right": rel["relabelled_right"]}
     return arms, counts
 
 
@@ -81,7 +86,7 @@ def main() -> None:
                "noisy": CF.top1(CF.fit_head(tc, lab, 0), held),
                "true_labels": CF.top1(CF.fit_head(tc, W.true_labels(lab), 0), held),
                "oracle": CF.top1(CF.fit_head(tc, CF.oracle_drop(W, lab), 0), held)}
-        arms, counts = variants(W, H, lab, CF.out_of_fold(tc, lab, 5, 0))
+        arms, counts = variants(W, H, tc, lab, CF.out_of_fold(tc, lab, 5, 0))
         row.update({k: CF.top1(CF.fit_head(tc, d, 0), held) for k, d in arms.items()}, **counts)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         rows.append(row)

@@ -185,6 +185,19 @@ def kept(lab_pdf: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     return out
 
 
+def cleaning_flags(y: np.ndarray, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
+                   votes: np.ndarray | None = None,
+                   near: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(contradicted, backed, flagged) per label of class ``y``: the out-of-fold predictions
+    contradict it, the neighbours back that (all contradicted ones without ``votes``), and
+    it is acted on (backed, within the predicted class's spread given ``near``, then capped
+    per class at ``class_cap``). :func:`clean_labels` documents each step."""
+    contradicted = H.suspicious(oof, y, confidence)
+    backed = contradicted & H.backed(oof, votes) if votes is not None else contradicted
+    flag = backed & near if near is not None else backed
+    return contradicted, backed, H.cap_per_class(oof, y, flag, class_cap)
+
+
 def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
                  votes: np.ndarray | None = None, action: str = "drop",
                  near: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
@@ -204,10 +217,7 @@ def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, clas
     if action not in ("drop", "relabel"):
         raise ValueError(f"cleaning action {action!r}: expected 'drop' or 'relabel'")
     y = lab_pdf["y"].to_numpy()
-    contradicted = H.suspicious(oof, y, confidence)
-    backed = contradicted & H.backed(oof, votes) if votes is not None else contradicted
-    flag = backed & near if near is not None else backed
-    flag = H.cap_per_class(oof, y, flag, class_cap)
+    contradicted, backed, flag = cleaning_flags(y, oof, confidence, class_cap, votes, near)
     noisy = lab_pdf["noisy"].to_numpy().astype(bool)
     pred = oof.argmax(axis=1)
     report = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
