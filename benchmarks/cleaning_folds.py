@@ -11,9 +11,11 @@ On a finished demo lakehouse:
 - Per draw and per initialisation seed (``--inits``): the head on the noisy labels, on the
   same labels all true (``true_labels``), and for each ``--folds``, each ``--confidences``
   and each ``--neighbours`` the cleaned head: fold assignment, flagging, the neighbour
-  check, the spread gate (``--spreads``), what becomes of a flagged label (``--action``) and re-weighting are train_head's
-  (``fold_of``, ``head_task.neighbour_votes``, ``clean_labels``; each defaults to the
-  config's ``training.clean_confidence``, ``clean_neighbours`` and ``clean_action``, and
+  check, the spread gate (``--spreads``), the outliers of their own class (``--outliers``),
+  what becomes of a flagged label (``--action``) and re-weighting are train_head's
+  (``fold_of``, ``head_task.neighbour_votes``, ``workflow.outliers``, ``clean_labels``; each
+  defaults to the config's ``training.clean_confidence``, ``clean_neighbours``,
+  ``clean_outliers`` and ``clean_action``, and
   every setting flags from the same out-of-fold predictions). A threshold of 0 flags every label the out-of-fold head's top class
   contradicts (cleanlab's ``predicted_neq_given``).
 - The heads are trained in this process with Keras ``fit`` (``training.heads.build_head``,
@@ -172,8 +174,10 @@ def main() -> None:
                    help="training.clean_neighbours settings (0: no neighbour check; default the config's)")
     p.add_argument("--spreads", type=float, nargs="+", default=None,
                    help="training.clean_spread settings (0: no gate; default the config's)")
-    p.add_argument("--action", choices=["drop", "relabel"], default=None,
+    p.add_argument("--action", choices=["drop", "relabel", "other_or_drop"], default=None,
                    help="training.clean_action for every setting (default the config's)")
+    p.add_argument("--outliers", type=float, default=None,
+                   help="training.clean_outliers for every setting (0: none; default the config's)")
     p.add_argument("--references", action="store_true",
                    help="also the oracle_drop arm (exactly the injected noise dropped) and readmit per setting")
     p.add_argument("--out", default=os.path.join(HERE, "results", "cleaning_folds.json"))
@@ -191,6 +195,7 @@ def main() -> None:
     spreads = args.spreads or [tc.clean_spread]
     combos = [(c, n, q) for c in confidences for n in neighbours for q in spreads]
     action = tc.clean_action if args.action is None else args.action
+    outliers = tc.clean_outliers if args.outliers is None else args.outliers
     if tc.label_noise <= 0:
         raise SystemExit("error: training.label_noise is 0 in this configuration: nothing to clean")
     spark = get_spark(cfg)
@@ -201,7 +206,8 @@ def main() -> None:
     for seed, (lab, held) in data.items():
         x, y = W.features(lab), lab["y"].to_numpy()
         votes = {n: H.neighbour_votes(x, y, n, len(W.CLASSES)) if n > 0 else None for n in neighbours}
-        dist = H.class_distances(x, y, len(W.CLASSES)) if max(spreads) > 0 else None
+        dist = H.class_distances(x, y, len(W.CLASSES)) if max(spreads) > 0 or outliers > 0 else None
+        outlier = W.outliers(y, dist, outliers) if outliers > 0 else None
         for init in args.inits:
             row = {"seed": seed, "init": init, "labels": int(len(lab)), "noisy_labels": int(lab["noisy"].sum()),
                    "noisy": top1(fit_head(tc, lab, init), held),
@@ -212,7 +218,7 @@ def main() -> None:
                 oof = out_of_fold(tc, lab, f, init)
                 for c, n, q in combos:
                     near = H.near_predicted(oof, y, dist, q) if q > 0 else None
-                    clean_pdf, rep = W.clean_labels(lab, oof, c, cap, votes[n], action, near)
+                    clean_pdf, rep = W.clean_labels(lab, oof, c, cap, votes[n], action, near, outlier)
                     k = setting(f, c, n, q)
                     cleaned = fit_head(tc, clean_pdf, init)
                     if args.references:
@@ -233,7 +239,8 @@ def main() -> None:
     _results.write("cleaning_folds", rows, args.out, lakehouse=os.path.abspath(args.lakehouse),
                    model_version=cfg.model.model_version, label_noise=tc.label_noise,
                    labels_per_class=tc.labels_per_class, clean_confidence=tc.clean_confidence, clean_class_cap=cap,
-                   clean_neighbours=neighbours, clean_spread=spreads, clean_action=action, lr_schedule=tc.lr_schedule,
+                   clean_neighbours=neighbours, clean_spread=spreads, clean_action=action,
+                   clean_outliers=outliers, lr_schedule=tc.lr_schedule,
                    seconds=round(time.perf_counter() - t0, 1), summaries=summaries,
                    **{f"goal_cleaning_recovers_half_{s['folds']}_folds_c{s['clean_confidence']:g}"
                       f"_k{s['clean_neighbours']}" + (f"_s{s['clean_spread']:g}" if s["clean_spread"] > 0 else ""):

@@ -262,8 +262,9 @@ class TrainingConfig(_Versioned):
     clean_confidence: float = Field(0.0, ge=0, le=1)
     clean_class_cap: float = Field(0.0, ge=0)
     clean_neighbours: int = Field(10, ge=0)
-    clean_action: Literal["drop", "relabel"] = "drop"
+    clean_action: Literal["drop", "relabel", "other_or_drop"] = "other_or_drop"
     clean_spread: float = Field(0.9, ge=0, le=1)
+    clean_outliers: float = Field(0.9, ge=0, le=1)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(0.003, gt=0)

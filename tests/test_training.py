@@ -401,6 +401,59 @@ def test_the_spread_gate_keeps_a_lone_scene_that_the_neighbours_of_another_class
     assert set(lab["image_id"]) - set(ungated["image_id"]) == {"i3", "i24"} and "not_near" not in rep
 
 
+def test_the_outlier_rule_drops_a_flipped_outdoor_scene_and_keeps_a_lone_other_label():
+    """The outlier rule (training.clean_outliers): an outdoor scene seen once, flipped to a
+    property area, sits among no label of the area nor of ``other``: the neighbours do not
+    back the heads' ``other`` and the spread gate keeps it; it is unlike every label of its
+    area, so it is flagged. A right ``other`` label of a scene seen once that the heads call
+    an area stays: ``other`` is many scenes, and such a label is never its outlier."""
+    import pandas as pd
+
+    from vistarank.training import head_task as H
+    from vistarank.training import workflow as W
+
+    k, other, rng = len(W.CLASSES), W.CLASSES.index("other"), np.random.default_rng(2)
+    e = np.eye(10)
+    x = np.concatenate([e[0] + 0.05 * rng.normal(size=(12, 10)), e[1] + 0.05 * rng.normal(size=(12, 10)),
+                        e[2] + 0.05 * rng.normal(size=(12, 10)),
+                        (e[5] + 0.3 * e[1])[None, :], (e[6] + 0.3 * e[1])[None, :]])
+    y = np.array([0] * 12 + [1] * 12 + [other] * 12 + [0, other])  # i36: a flip (truly other); i37: right
+    dist = H.class_distances(x, y, k)
+    out = W.outliers(y, dist, 0.9)
+    assert out[36] and not out[37] and not out[24:36].any()  # `other` never has outliers
+    assert not H.within_own_spread(y, dist, 0.9)[37] and H.within_own_spread(y, dist, 0.0).all()
+    oof = np.full((38, k), 0.01, np.float32)
+    oof[np.arange(38), y] = 0.9
+    oof[36, 0], oof[36, other] = 0.05, 0.9  # the heads say `other`: right
+    oof[37, other], oof[37, 1] = 0.05, 0.9  # ... and guess an area for the lone `other` scene
+    votes = H.neighbour_votes(x, y, 5, k)
+    near = H.near_predicted(oof, y, dist, 0.9)
+    assert not H.backed(oof, votes)[36] and not near[36]  # neither check flags the flip
+    assert H.backed(oof, votes)[37] and not near[37]  # the gate keeps the lone scene
+    lab = pd.DataFrame({"image_id": [f"i{i}" for i in range(38)], "x": list(x), "y": y,
+                        "noisy": [i == 36 for i in range(38)], "weight": [1.0] * 38})
+    cleaned, rep = W.clean_labels(lab, oof, 0.0, votes=votes, near=near, outlier=out)
+    assert set(lab["image_id"]) - set(cleaned["image_id"]) == {"i36"}
+    assert rep["flagged"] == 1 and rep["outliers"] == 1 and rep["precision"] == 1.0 and rep["not_near"] == 1
+    before, rep = W.clean_labels(lab, oof, 0.0, votes=votes, near=near)
+    assert len(before) == 38 and rep["flagged"] == 0 and "outliers" not in rep
+    # other_or_drop (the config's default): the flip the heads call `other` becomes `other`, so its scene stays
+    # in the budget; a flagged label they call an area is dropped (i0, made a contradiction here)
+    lab["true_y"] = np.where(lab["noisy"], other, y)
+    oof2 = oof.copy()
+    oof2[0, 0], oof2[0, 1] = 0.05, 0.9
+    fixed, rep = W.clean_labels(lab, oof2, 0.0, near=near, outlier=out, action="other_or_drop")
+    assert set(lab["image_id"]) - set(fixed["image_id"]) == {"i0"}
+    assert fixed.set_index("image_id").loc["i36", "y"] == other and rep["relabelled"] == 1
+    assert rep["relabelled_right"] == 1 and rep["flagged"] == 2
+    assert "1 made other, 1 dropped" in W._acted(rep)
+    tc = type("TC", (), {"clean_neighbours": 5, "clean_spread": 0.9, "clean_outliers": 0.9})
+    v2, n2, o2 = W.cleaning_evidence(tc, x, y, oof)  # the stage's evidence at these settings: the same
+    assert (v2 == votes).all() and (n2 == near).all() and (o2 == out).all()
+    tc.clean_outliers = 0.0
+    assert W.cleaning_evidence(tc, x, y, oof)[2] is None
+
+
 def test_gallery_order_puts_distinct_areas_first():
     import pandas as pd
 

@@ -11,9 +11,12 @@ aesthetics (10-bin score distributions, EMD loss), as heads on frozen embeddings
   ``training.clean_neighbours`` k, only the contradictions the label's k nearest labelled
   neighbours back (their majority class is the one the heads predict: deep k-NN, Bahri et
   al. 2020) are acted on: an out-of-fold head that never saw a scene as its class guesses,
-  and its guess has no neighbours behind it. The acted-on labels are relabelled to the
-  predicted class (``training.clean_action`` relabel) or dropped (drop, the default), and
-  the head is retrained.
+  and its guess has no neighbours behind it. ``training.clean_spread`` keeps the backed
+  contradictions far from every label of the predicted class, ``training.clean_outliers``
+  also acts on the contradicted area labels unlike every label of their area. The acted-on
+  labels the heads call ``other`` become ``other`` and the rest are dropped
+  (``training.clean_action`` other_or_drop, the default; drop; relabel: the predicted
+  class), and the head is retrained.
 - Evaluation on held-out truth (images not in the label set): top-1/top-5 accuracy,
   per-class precision and recall, a confusion matrix PNG; for aesthetics, the mean EMD
   and the Spearman correlation of the predicted mean score with the hidden score.
@@ -142,6 +145,15 @@ def near_predicted(oof: np.ndarray, y: np.ndarray, dist: np.ndarray, quantile: f
     return dist[np.arange(len(pred)), pred] <= spread[pred]
 
 
+def within_own_spread(y: np.ndarray, dist: np.ndarray, quantile: float) -> np.ndarray:
+    """Whether each label lies as close to the other labels of its own class as that class's
+    labels lie to each other (:func:`near_predicted` with the given class in place of the
+    predicted one). False marks an outlier of its class: for a class that is one kind of
+    scene, a label unlike all of it. True everywhere at ``quantile`` 0."""
+    y = np.asarray(y)
+    return near_predicted(np.eye(dist.shape[1])[y], y, dist, quantile)
+
+
 def backed(oof: np.ndarray, votes: np.ndarray) -> np.ndarray:
     """Whether the neighbours' majority class (:func:`neighbour_votes`; a tie counts for the
     predicted class) is the out-of-fold heads' top class."""
@@ -242,8 +254,10 @@ def evaluation_rows(report: dict) -> list[tuple]:
         if arm in report.get("areas_images", {}):
             classification(arm, report["areas_images"][arm])
     c = report["cleaning"]
-    for m in ("flagged", "flagged_and_noisy", "precision", "recall", "not_backed", "not_near", "relabelled_right"):
-        if m in c:  # the last three: since the neighbour check, the spread gate (training.clean_spread) and relabelling
+    for m in ("flagged", "flagged_and_noisy", "precision", "recall", "not_backed", "not_near", "outliers",
+              "relabelled", "relabelled_right"):
+        if m in c:  # the last five: since the neighbour check, the spread gate (training.clean_spread), the outlier
+            # rule (training.clean_outliers) and relabelling (training.clean_action)
             rows.append(("cleaning", "cleaned", m, None, float(c[m]), int(c["labels"])))
     for cls, n in c.get("flagged_clean_by_class", {}).items():  # dropped labels the injected noise had not flipped
         rows.append(("cleaning", "cleaned", "flagged_clean", cls, float(n), int(c["labels"])))

@@ -186,38 +186,56 @@ def kept(lab_pdf: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 
 
 def cleaning_flags(y: np.ndarray, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
-                   votes: np.ndarray | None = None,
-                   near: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   votes: np.ndarray | None = None, near: np.ndarray | None = None,
+                   outlier: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(contradicted, backed, flagged) per label of class ``y``: the out-of-fold predictions
     contradict it, the neighbours back that (all contradicted ones without ``votes``), and
-    it is acted on (backed, within the predicted class's spread given ``near``, then capped
-    per class at ``class_cap``). :func:`clean_labels` documents each step."""
+    it is acted on (backed and within the predicted class's spread given ``near``, or, given
+    ``outlier``, an outlier of its own class, then capped per class at ``class_cap``).
+    :func:`clean_labels` documents each step."""
     contradicted = H.suspicious(oof, y, confidence)
     backed = contradicted & H.backed(oof, votes) if votes is not None else contradicted
     flag = backed & near if near is not None else backed
+    if outlier is not None:
+        flag = flag | (contradicted & outlier)
     return contradicted, backed, H.cap_per_class(oof, y, flag, class_cap)
+
+
+def outliers(y: np.ndarray, dist: np.ndarray, quantile: float) -> np.ndarray:
+    """The labels outside their own class's spread (:func:`head_task.within_own_spread` at
+    ``quantile``), for every class but ``other``: a property area is one kind of scene, so
+    a label unlike every label of its area is suspect; ``other`` is many scenes under one
+    label, where a scene labelled once is unlike the rest and right."""
+    return ~H.within_own_spread(y, dist, quantile) & (np.asarray(y) != CLASSES.index("other"))
 
 
 def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
                  votes: np.ndarray | None = None, action: str = "drop",
-                 near: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+                 near: np.ndarray | None = None, outlier: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
     """The label budget after cleaning, re-weighted, and the cleaning's report.
 
     A label is flagged when the out-of-fold predictions ``oof`` contradict it
     (:func:`head_task.suspicious` at ``confidence``), and, given the neighbours' ``votes``
     (:func:`head_task.neighbour_votes`), only when they back the contradiction
     (:func:`head_task.backed`), and, given ``near`` (:func:`head_task.near_predicted`), only
-    when the label lies within the predicted class's spread; with ``class_cap``, at most that many times the flagged share
-    of each class (:func:`head_task.cap_per_class`). ``action`` "relabel" gives each flagged
-    label the predicted class; "drop" removes it. The report: the labels, the injected noise,
-    the flagged ones and how many of them were noise (precision, recall), the contradictions
-    the neighbours did not back (kept as given), the backed ones kept because they lie
-    outside the predicted class's spread (``not_near``), the flagged labels now right (relabelled to
-    their true class) and the flagged clean labels per class."""
-    if action not in ("drop", "relabel"):
-        raise ValueError(f"cleaning action {action!r}: expected 'drop' or 'relabel'")
+    when the label lies within the predicted class's spread. Given ``outlier``
+    (:func:`outliers`), a contradicted label that is an outlier of its own class is flagged
+    too, without the neighbours or the predicted class's spread: a flip of an outdoor scene
+    into a property area sits among no label of either. With ``class_cap``, at most that
+    many times the flagged share of each class is acted on (:func:`head_task.cap_per_class`).
+    ``action`` "relabel" gives each flagged label the predicted class; "drop" removes it;
+    "other_or_drop" gives ``other`` to each flagged label the heads call ``other`` (a
+    flipped outdoor scene may be the budget's only example of it: dropping it drops the
+    scene) and removes the rest.
+    The report: the labels, the injected noise, the flagged ones and how many of them were
+    noise (precision, recall), the contradictions the neighbours did not back (kept unless
+    outliers), the backed ones outside the predicted class's spread (``not_near``), the
+    flags only the outlier rule gave (``outliers``), the flagged labels now right
+    (relabelled to their true class) and the flagged clean labels per class."""
+    if action not in ("drop", "relabel", "other_or_drop"):
+        raise ValueError(f"cleaning action {action!r}: expected 'drop', 'relabel' or 'other_or_drop'")
     y = lab_pdf["y"].to_numpy()
-    contradicted, backed, flag = cleaning_flags(y, oof, confidence, class_cap, votes, near)
+    contradicted, backed, flag = cleaning_flags(y, oof, confidence, class_cap, votes, near, outlier)
     noisy = lab_pdf["noisy"].to_numpy().astype(bool)
     pred = oof.argmax(axis=1)
     report = {"labels": int(len(y)), "noisy": int(noisy.sum()), "flagged": int(flag.sum()),
@@ -229,19 +247,25 @@ def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, clas
                                          zip(*np.unique(y[flag & ~noisy], return_counts=True))}}
     if near is not None:
         report["not_near"] = int((backed & ~near).sum())
+    if outlier is not None:
+        gated = backed & near if near is not None else backed
+        report["outliers"] = int((flag & ~gated).sum())
     if action == "drop":
         return kept(lab_pdf, ~flag), report
+    relabel = flag if action == "relabel" else flag & (pred == CLASSES.index("other"))
     out = lab_pdf.copy()
-    out["y"] = np.where(flag, pred, y)
+    out["y"] = np.where(relabel, pred, y)
+    report["relabelled"] = int(relabel.sum())
     if "true_y" in out.columns:
-        report["relabelled_right"] = int((flag & (pred == out["true_y"].to_numpy())).sum())
-    return kept(out, np.ones(len(out), bool)), report
+        report["relabelled_right"] = int((relabel & (pred == out["true_y"].to_numpy())).sum())
+    return kept(out, ~(flag & ~relabel)), report
 
 
 def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) -> tuple[pd.DataFrame, dict]:
     """Out-of-fold predictions (``training.folds`` heads, each trained on the other folds),
     the neighbours' votes (``training.clean_neighbours``; 0: none), the predicted classes'
-    spread (``training.clean_spread``; 0: no gate), then :func:`clean_labels` at
+    spread (``training.clean_spread``; 0: no gate), the outliers of their own class
+    (``training.clean_outliers``; 0: none), then :func:`clean_labels` at
     ``training.clean_confidence``, ``training.clean_class_cap`` and ``training.clean_action``."""
     tc = cfg.training
     fold = fold_of(lab_pdf["image_id"], tc.folds)
@@ -249,11 +273,19 @@ def clean(spark: SparkSession, cfg: Config, lab_pdf: pd.DataFrame, folder: str) 
     for f in range(tc.folds):
         path = train(spark, cfg, lab_pdf[fold != f], "softmax", len(CLASSES), folder, f"areas_fold{f}", 1)
         oof[fold == f] = predict(path, features(lab_pdf[fold == f]))
-    x, y = features(lab_pdf), lab_pdf["y"].to_numpy()
+    votes, near, outlier = cleaning_evidence(tc, features(lab_pdf), lab_pdf["y"].to_numpy(), oof)
+    return clean_labels(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap, votes, tc.clean_action, near, outlier)
+
+
+def cleaning_evidence(tc, x: np.ndarray, y: np.ndarray,
+                      oof: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(votes, near, outlier) for :func:`clean_labels` at the config's settings
+    (``training.clean_neighbours``, ``clean_spread``, ``clean_outliers``; None where 0)."""
     votes = H.neighbour_votes(x, y, tc.clean_neighbours, len(CLASSES)) if tc.clean_neighbours > 0 else None
-    near = (H.near_predicted(oof, y, H.class_distances(x, y, len(CLASSES)), tc.clean_spread)
-            if tc.clean_spread > 0 else None)
-    return clean_labels(lab_pdf, oof, tc.clean_confidence, tc.clean_class_cap, votes, tc.clean_action, near)
+    dist = H.class_distances(x, y, len(CLASSES)) if tc.clean_spread > 0 or tc.clean_outliers > 0 else None
+    near = H.near_predicted(oof, y, dist, tc.clean_spread) if tc.clean_spread > 0 else None
+    outlier = outliers(y, dist, tc.clean_outliers) if tc.clean_outliers > 0 else None
+    return votes, near, outlier
 
 
 def quality_scaler(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -363,12 +395,21 @@ def metrics(report: dict) -> dict[str, float]:
     return out
 
 
+def _acted(c: dict) -> str:
+    """What became of the flagged labels, in words."""
+    if c.get("action") == "relabel":
+        return "relabelled"
+    if c.get("action") == "other_or_drop":
+        return f"{c['relabelled']} made other, {c['flagged'] - c['relabelled']} dropped"
+    return "dropped"
+
+
 def notes(report: dict, n_held: int) -> list[str]:
     """The stage's summary lines."""
     r, m = report, metrics(report)
     out = [f"areas top-1 on {n_held:,} held-out images: noisy labels {m['areas_top1_noisy']:.3f}, "
            f"cleaned {m['areas_top1_cleaned']:.3f} ({r['cleaning']['flagged']} of {r['cleaning']['labels']} labels "
-           f"flagged and {'relabelled' if r['cleaning'].get('action') == 'relabel' else 'dropped'}, "
+           f"flagged, {_acted(r['cleaning'])}, "
            f"precision {r['cleaning']['precision']:.2f}, recall {r['cleaning']['recall']:.2f})"
            + (f"; the same labels all true {m['areas_top1_true_labels']:.3f}" if "areas_top1_true_labels" in m
               else "")]
