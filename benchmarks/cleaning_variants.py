@@ -55,7 +55,8 @@ def variants(W, tc, lab, oof) -> tuple[dict, dict]:
         return W.clean_labels(lab, oof, tc.clean_confidence, tc.clean_class_cap, votes, action, near, out)
 
     stage, rep = cleaned(tc.clean_action)
-    rel = cleaned("relabel")[1]
+    relabelled, rel = cleaned("relabel")
+    made_other, oth = cleaned("other_or_drop")
     base = W.balanced_weights(y)
 
     def weighted(flag, w):
@@ -63,14 +64,14 @@ def variants(W, tc, lab, oof) -> tuple[dict, dict]:
         out["weight"] = np.where(flag, base * w, base).astype(np.float32)
         return out
 
-    arms = {"stage": stage, "other_or_drop": cleaned("other_or_drop")[0], "drop_gate": cleaned("drop")[0],
-            "drop_no_outliers": cleaned("drop", None)[0], "relabel_gate": cleaned("relabel")[0],
+    arms = {"stage": stage, "other_or_drop": made_other, "drop_gate": cleaned("drop")[0],
+            "drop_no_outliers": cleaned("drop", None)[0], "relabel_gate": relabelled,
             "w25_gate": weighted(gate, 0.25), "w10_gate": weighted(gate, 0.10),
             "w25_backed": weighted(backed, 0.25), "w10_contradicted": weighted(contradicted, 0.10)}
     counts = {"contradicted": int(contradicted.sum()), "backed": int(backed.sum()), "gate": rep["flagged"],
               "gate_outliers": rep.get("outliers", 0),
               "gate_right_labels": rep["flagged"] - rep["flagged_and_noisy"], "gate_flips": rep["flagged_and_noisy"],
-              "made_other": int(cleaned("other_or_drop")[1]["relabelled"]),
+              "made_other": oth["relabelled"],
               "relabelled_right": rel["relabelled_right"]}
     return arms, counts
 

@@ -27,6 +27,7 @@ from vistarank.world.catalog import AREAS
 log = logging.getLogger(__name__)
 
 CLASSES = AREAS + ["other"]  # "other": an image that shows no property area (a beach, a skyline)
+OTHER = CLASSES.index("other")
 
 
 def head_spec(cfg: Config, data: str, kind: str, n_out: int, artifact: str) -> dict:
@@ -206,7 +207,7 @@ def outliers(y: np.ndarray, dist: np.ndarray, quantile: float) -> np.ndarray:
     ``quantile``), for every class but ``other``: a property area is one kind of scene, so
     a label unlike every label of its area is suspect; ``other`` is many scenes under one
     label, where a scene labelled once is unlike the rest and right."""
-    return ~H.within_own_spread(y, dist, quantile) & (np.asarray(y) != CLASSES.index("other"))
+    return ~H.within_own_spread(y, dist, quantile) & (np.asarray(y) != OTHER)
 
 
 def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, class_cap: float = 0.0,
@@ -252,7 +253,7 @@ def clean_labels(lab_pdf: pd.DataFrame, oof: np.ndarray, confidence: float, clas
         report["outliers"] = int((flag & ~gated).sum())
     if action == "drop":
         return kept(lab_pdf, ~flag), report
-    relabel = flag if action == "relabel" else flag & (pred == CLASSES.index("other"))
+    relabel = flag if action == "relabel" else flag & (pred == OTHER)
     out = lab_pdf.copy()
     out["y"] = np.where(relabel, pred, y)
     report["relabelled"] = int(relabel.sum())
