@@ -1,19 +1,68 @@
-"""Shared by the benchmark scripts: write a results document as JSON; sample peak memory."""
+"""Shared by the benchmark scripts: write a results document as JSON with its provenance
+(commit, date, machine, command); sample peak memory."""
 from __future__ import annotations
 
 import json
 import os
 import platform
+import shlex
+import subprocess
+import sys
 import threading
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def write(name: str, results: list[dict], out: str, **extra) -> None:
-    doc = {"benchmark": name, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-           **extra, "results": results}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+
+def _git(*args: str) -> str | None:
+    try:
+        p = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def machine() -> dict:
+    """The machine a figure was measured on: cores, memory, GPU (None without one), OS, Python."""
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal:"))
+        memory_gib = round(kib / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        memory_gib = None
+    gpu = None
+    try:
+        p = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                           text=True, timeout=30)
+        gpu = ", ".join(x.strip() for x in p.stdout.splitlines() if x.strip()) or None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {"cpus": os.cpu_count(), "memory_gib": memory_gib, "gpu": gpu, "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def provenance(command: str | None = None) -> dict:
+    """Where a result comes from: the checkout's commit (``dirty`` when the working tree has
+    changes), the UTC date and time, the machine and the command that measured it."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    cmd = command or os.environ.get("VISTARANK_BENCH_COMMAND") or " ".join(
+        ["python", shlex.quote(os.path.relpath(os.path.abspath(sys.argv[0]), ROOT))] + [shlex.quote(a)
+                                                                                      for a in sys.argv[1:]])
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), "command": cmd}
+
+
+def dump(doc: dict, out: str) -> None:
+    """Write ``doc`` with its provenance as the first key."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    doc = {"provenance": provenance(), **{k: v for k, v in doc.items() if k != "provenance"}}
     with open(out, "w") as fh:
         json.dump(doc, fh, indent=1)
+        fh.write("\n")
+
+
+def write(name: str, results: list[dict], out: str, **extra) -> None:
+    dump({"benchmark": name, **extra, "results": results}, out)
     print("wrote", out)
 
 

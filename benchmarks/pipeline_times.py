@@ -13,6 +13,8 @@ import os
 import platform
 import time
 
+import _results
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -40,9 +42,7 @@ def main() -> None:
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
            "world_size": cfg.world.size, "stages": stages,
            "total_seconds": round(sum(s["seconds"] for s in stages), 1)}
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as fh:
-        json.dump(out, fh, indent=2)
+    _results.dump({"benchmark": "pipeline_times", **out}, args.output)
     print(json.dumps(out, indent=2))
 
 

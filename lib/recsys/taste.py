@@ -32,8 +32,7 @@ every user with the themes that are merely common on the day's offer.
 The engine's score is the logistic of b_u . x_s + beta q_s (in [0, 1], as every engine's).
 The population figures (which themes count, beta) come from the events before the first
 day scored, so a training day never reads its own future. See docs/models.md for why
-this works where the mean profile did not, and benchmarks/image_engine_probe.py for the
-measurements.
+this works where the mean profile did not, and the figures it reaches.
 """
 from __future__ import annotations
 
