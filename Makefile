@@ -1,6 +1,7 @@
 # vistarank: `make demo` runs the whole pipeline on the demo world; `make test` runs the tests.
 # Both create .venv and install what they need on first use (Python 3.11 and Java 17 required);
 # `make test` also builds .venv-hvd, the Horovod backend's environment (needs g++ and cmake 3).
+# `make test-fast` is the day-to-day tier (tests/README.md); `make bench` the benchmark suite.
 SHELL := /bin/bash
 VENV  := .venv
 BIN   := $(VENV)/bin
@@ -14,7 +15,7 @@ LOCK  := $(shell command -v flock >/dev/null 2>&1 && echo flock .cache/editable.
 HVD   := .venv-hvd
 HVD_STAMP := $(HVD)/.installed
 
-.PHONY: setup horovod-env peers-env py312 test-deps demo test test-all bench peers wheel clean-lakehouse clean
+.PHONY: setup horovod-env peers-env py312 test-deps demo test test-fast test-all bench bench-docs peers wheel clean-lakehouse clean
 
 setup: $(STAMP) $(JARS)
 
@@ -75,11 +76,22 @@ py312:
 	if [ -z "$$PY312" ] || ! "$$PY312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then \
 	  echo "error: make test needs Python 3.12 too (the cluster test runs on it): install it (e.g. pyenv install 3.12) or set VISTARANK_PY312=/path/to/python3.12" >&2; exit 1; fi
 
+# The fast tier: unit and local-Spark tests, without the cluster, Horovod, the notebooks, the
+# wheel and the whole-pipeline tests (markers in pytest.ini; tests/README.md).
+FAST := not slow and not gpu and not cluster and not horovod and not notebooks and not wheel and not pipeline
+test-fast: setup
+	$(BIN)/python -m pytest -q --durations=8 -m "$(FAST)" $(ARGS)
+
 test-all: test-deps
 	VISTARANK_REQUIRE_HOROVOD=1 $(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
+# The benchmark suite (benchmarks/suite.py); QUICK=1 runs it small, into .cache/bench-quick/.
 bench: setup
-	$(BIN)/python benchmarks/score_throughput.py $(ARGS)
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick) $(ARGS)
+
+# docs/benchmarks.md and the README's headline table, rendered from benchmarks/results/*.json
+bench-docs: setup
+	$(BIN)/python benchmarks/report.py
 
 wheel: setup
 	$(BIN)/python -m pip wheel --no-deps --quiet -w dist .

@@ -32,8 +32,8 @@ writes a JSON file under `benchmarks/results/` that records its **provenance**: 
 it measured, the date, the machine (cores, memory, GPU) and the command.
 
 ```bash
-make bench              # every benchmark at full size (about 2 hours on 2 cores with a demo lakehouse)
-make bench QUICK=1      # a smoke run at small sizes (about 10 minutes), into .cache/bench-quick/
+make bench              # every benchmark at full size (hours on 2 cores), results into benchmarks/results/
+make bench QUICK=1      # a smoke run at small sizes, results into .cache/bench-quick/
 make bench ARGS="--only nmf_scaling similarity_scaling"
 make bench-docs         # re-render this page and the README's headline table from the JSON files
 ```

@@ -3,6 +3,8 @@
 foreign Keras model with a labels file, through every stage that serves them."""
 from __future__ import annotations
 
+import pytest
+
 import datetime as dt
 import io as pyio
 import os
@@ -99,6 +101,7 @@ def _foreign_model(d: str) -> tuple[str, str]:
     return path, labels
 
 
+@pytest.mark.pipeline
 def test_own_data_through_every_stage(spark, tmp_path):
     rng = np.random.default_rng(11)
     root, src = str(tmp_path / "lake"), str(tmp_path / "their_images")
@@ -114,8 +117,8 @@ def test_own_data_through_every_stage(spark, tmp_path):
     cfg = make_cfg(root, f"ingest.source={src}", f"model.path={model}", f"model.labels={labels}",
                    "model.name=theirs", "model.input_size=32", "model.preprocessing=included",
                    f"run_date={last.isoformat()}", "themes.n_themes=4",
-                   # one grid point: the re-ranker's grid search is tested elsewhere
-                   "rerank.reg_params=[0.01]", "rerank.elastic_net_params=[0.0]")
+                   # one grid point for the regression and for ALS: their grid searches are tested elsewhere
+                   "rerank.reg_params=[0.01]", "rerank.elastic_net_params=[0.0]", "rerank.als_alphas=[]")
 
     ran = [r.stage for r in pipeline.run_pipeline(spark, cfg)]
     assert ran == ["ingest_images", "label_images", "fit_themes", "build_candidates", "train_reranker", "recommend"]

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,6 +24,8 @@ from conftest import TINY, make_cfg
 from standalone import Cluster, event_log_events, spark_home_copy
 from vistarank import io
 from vistarank import tables as T
+
+pytestmark = pytest.mark.cluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY312 = os.environ.get("VISTARANK_PY312") or next(
@@ -159,7 +162,27 @@ def _submit(stage: str, args: list[str], cluster: Cluster, extra_conf: list[str]
                 timeout=timeout)
 
 
-def test_tiny_pipeline_on_a_two_worker_standalone_cluster(packed, cluster, spark, tmp_path):
+def _share_world_and_scene_model(spark, session_cfg, cfg) -> None:
+    """The session's tiny world (its tables and photos, the photos' hidden truth pointed at the
+    copies) and its demo scene model, copied into ``cfg``'s lakehouse: generate_world and
+    pretrain_scene_model run on the driver alone, and the local tests cover them; the
+    cluster run starts at ingest_images, the first stage whose work is distributed."""
+    from pyspark.sql import functions as F
+
+    from vistarank.vision.models import demo_model_dir
+    from vistarank.world import generate as G
+
+    for t in (T.SALES, T.USERS, T.VISITS, T.PURCHASES, T.TRUTH_USERS):
+        shutil.copytree(io.table_path(session_cfg, t), io.table_path(cfg, t))
+    old, new = G.local_image_root(session_cfg), G.local_image_root(cfg)
+    shutil.copytree(os.path.dirname(old), os.path.dirname(new))  # the photos and the world's marker
+    truth = io.read(spark, session_cfg, T.TRUTH_IMAGES, allow_truth=True)
+    io.write(truth.withColumn("uri", F.replace("uri", F.lit("file:" + old), F.lit("file:" + new))), cfg, T.TRUTH_IMAGES)
+    shutil.copytree(demo_model_dir(session_cfg), demo_model_dir(cfg))
+    assert G.is_current(spark, cfg)
+
+
+def test_tiny_pipeline_on_a_two_worker_standalone_cluster(packed, cluster, spark, labelled, tmp_path):
     # the daemons run outside the checkout, without the venv or a PYTHONPATH
     for proc in cluster.procs:
         environ = cluster.daemon_environ(proc)
@@ -168,17 +191,16 @@ def test_tiny_pipeline_on_a_two_worker_standalone_cluster(packed, cluster, spark
         assert not os.path.realpath(f"/proc/{proc.pid}/cwd").startswith(ROOT)
 
     # The tiny pipeline end to end: labelling UDF, barrier training, Delta commits. The demo world
-    # (test data, not a distributed stage) is generated here by the local session, and the cluster
-    # run is kept lean where distribution is not what is tested: no fine-tuning comparison, fewer
-    # epochs, one grid point. One submission (the 2 GB environment shipped and unpacked once):
-    # --doctor first reports what the driver and each executor see.
-    from vistarank.jobs import generate_world
-
+    # and its scene model (test data, made on the driver) are the session's, and the cluster run is
+    # kept lean where distribution is not what is tested: no fine-tuning comparison, no label
+    # noise (cleaning is the local tests'), fewer epochs, one grid point for the regression and
+    # for ALS. One submission (the 2 GB environment shipped and unpacked once): --doctor first
+    # reports what the driver and each executor see.
     lake = str(tmp_path / "lakehouse")
     lean = [f"lakehouse.root={lake}", f"scene_model.dir={lake}/models", "training.workers=2",
-            "training.fine_tune.enabled=false", "training.epochs=10", "rerank.reg_params=[0.01]",
-            "rerank.elastic_net_params=[0.0]"]
-    generate_world.run(spark, make_cfg(lake, *lean))
+            "training.fine_tune.enabled=false", "training.epochs=10", "training.label_noise=0",
+            "rerank.reg_params=[0.01]", "rerank.elastic_net_params=[0.0]", "rerank.als_alphas=[]"]
+    _share_world_and_scene_model(spark, labelled, make_cfg(lake, *lean))
     events = tmp_path / "events"
     events.mkdir()
     sets = [a for kv in TINY + lean for a in ("--set", kv)]
@@ -206,9 +228,10 @@ def test_tiny_pipeline_on_a_two_worker_standalone_cluster(packed, cluster, spark
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
     times = {m.group(1): float(m.group(2)) for m in re.finditer(r"^  (\w+) \(([\d.]+)s\)$", p.stdout, re.M)}
     print("cluster stage times:", json.dumps(times))
-    # the world from the local session is current: every other stage ran, in the pipeline's order
-    assert list(times) == ["ingest_images", "pretrain_scene_model", "label_images", "train_head", "fit_themes",
-                           "build_candidates", "train_reranker", "recommend"], times
+    # the world and the scene model from the local session are current: every other stage ran,
+    # in the pipeline's order
+    assert list(times) == ["ingest_images", "label_images", "train_head", "fit_themes", "build_candidates",
+                           "train_reranker", "recommend"], times
     assert "\r[Stage" not in p.stderr  # no console progress bar in a captured log
 
     # the outputs, read back here: Delta tables every later reader can open

@@ -48,6 +48,7 @@ def _resources() -> dict[str, dict]:
     return jobs
 
 
+@pytest.mark.wheel
 def test_bundle_is_a_valid_databricks_bundle(wheel_meta):
     from databricks.bundles.jobs import Job
 
@@ -79,6 +80,7 @@ def test_bundle_is_a_valid_databricks_bundle(wheel_meta):
                 assert conf.get("spark.task.resource.gpu.amount") == "1"
 
 
+@pytest.mark.wheel
 def test_bundle_tasks_call_the_wheel_console_scripts_with_valid_flags(wheel_meta):
     from vistarank.jobs.common import parser
 
@@ -113,6 +115,7 @@ def test_bundle_tasks_call_the_wheel_console_scripts_with_valid_flags(wheel_meta
         assert "quartz_cron_expression" in fh.read()
 
 
+@pytest.mark.wheel
 def test_wheel_declares_ranges_and_leaves_the_platform_alone(wheel_meta):
     """The runtime's Spark, Delta and TensorFlow stay: they are extras, never requirements."""
     from packaging.requirements import Requirement
@@ -135,6 +138,7 @@ def test_wheel_declares_ranges_and_leaves_the_platform_alone(wheel_meta):
             assert pins[r.name] in r.specifier, (r, pins[r.name])
 
 
+@pytest.mark.wheel
 def test_spark_submit_runs_one_stage_locally(spark, tmp_path):
     root = str(tmp_path / "lh")
     small = ["world.sizes.tiny.n_sales=6", "world.sizes.tiny.n_hotels=5", "world.sizes.tiny.n_users=20",

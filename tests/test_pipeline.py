@@ -40,11 +40,13 @@ def _pretrained_and_labelled(spark, cfg) -> None:
     assert hits > 0.4
 
 
+@pytest.mark.pipeline
 def test_the_pipeline_pretrains_the_scene_model_then_labels_every_image(spark, labelled):
     # the session's fixture ran pipeline.run_pipeline(only=[pretrain_scene_model, label_images])
     _pretrained_and_labelled(spark, labelled)
 
 
+@pytest.mark.pipeline
 def test_a_second_run_of_the_pipeline_redoes_nothing(spark, recommended):
     cfg = recommended
     # every stage but train_head (its own test runs it, and proves it is then current); the

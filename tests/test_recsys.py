@@ -234,6 +234,7 @@ def test_candidates_open_sales_only_and_cold_start(spark):
     assert built.stats["cf_coverage_new"] == 0.0 and built.stats["new_sales"] == 1
 
 
+@pytest.mark.pipeline
 def test_build_candidates_stage_on_the_tiny_world(spark, themed):
     from vistarank.jobs import build_candidates
 

@@ -106,6 +106,7 @@ def test_windows_need_history():
         TR.windows(dt.date(2026, 9, 1), dt.date(2026, 9, 20), rr)
 
 
+@pytest.mark.pipeline
 def test_reranker_and_recommendations_on_the_tiny_world(spark, recommended):
     from vistarank.jobs import recommend
 
@@ -212,6 +213,7 @@ def test_sliced_metrics_agree_with_spark_ranking_evaluator(spark):
     assert empty["n_lists"] == 0 and empty["ndcg_at_10"] != empty["ndcg_at_10"]
 
 
+@pytest.mark.pipeline
 def test_the_saved_reranker_is_one_pipeline_model_that_scores_as_the_nightly_kernel(spark, recommended, tmp_path):
     """``PipelineModel.load`` restores the scoring settings (EngineFeatures' Params) and the
     top engine (TopEngine); its relational ``transform`` gives the probabilities and top

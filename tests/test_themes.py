@@ -209,6 +209,7 @@ def test_attractiveness_by_hand(spark):
     assert a[("tower", "destination_type", "city")]["attractiveness"] == pytest.approx(0.0)
 
 
+@pytest.mark.pipeline
 def test_fit_themes_stage_on_the_tiny_world(spark, labelled):
     from vistarank.jobs import fit_themes
 

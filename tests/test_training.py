@@ -102,6 +102,7 @@ def test_a_rerun_on_the_same_rows_gives_the_same_weights(spark, tmp_path):
     assert one[0]["digest"] == two[0]["digest"] and one[0]["losses"] == two[0]["losses"]
 
 
+@pytest.mark.pipeline
 def test_fine_tuning_on_images_reruns_to_the_same_weights(spark, labelled, tmp_path):
     """The image networks (two phases, random crop, flip and rotation on 2 workers) rerun to
     the same weights and losses: the seeded augmentation draws reach the same batches."""
@@ -161,6 +162,7 @@ needs_horovod = pytest.mark.skipif(
     reason=f"no horovod environment at {HVD_PYTHON} (make horovod-env)")
 
 
+@pytest.mark.horovod
 @needs_horovod
 def test_horovod_backend_one_and_two_workers_learn_and_agree(spark, tmp_path):
     df, x, y = _blobs(spark)
@@ -178,6 +180,7 @@ def test_horovod_backend_one_and_two_workers_learn_and_agree(spark, tmp_path):
     assert two[0]["losses"][-1] < two[0]["losses"][0]
 
 
+@pytest.mark.horovod
 @needs_horovod
 def test_horovod_failing_worker_fails_the_job_with_its_error(spark, tmp_path):
     df, _, _ = _blobs(spark, n=200)
@@ -488,6 +491,7 @@ def test_gallery_report_by_hand(spark):
     assert out["n"] == 3 and out["first_in_hidden_top3"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.pipeline
 def test_train_head_stage_on_the_tiny_world(spark, labelled):
     import json
 

@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -34,6 +36,7 @@ def _tables(spark, cfg):
             for t in (T.SALES, T.USERS, T.VISITS, T.PURCHASES, T.TRUTH_IMAGES, T.TRUTH_USERS)}
 
 
+@pytest.mark.pipeline
 def test_same_seed_same_world_different_seed_different_world(spark, tmp_path):
     a = _world(spark, tmp_path / "a")
     b = _world(spark, tmp_path / "b")
@@ -46,6 +49,7 @@ def test_same_seed_same_world_different_seed_different_world(spark, tmp_path):
     assert _images(a) != _images(c)
 
 
+@pytest.mark.pipeline
 def test_rerun_is_idempotent(spark, tmp_path):
     cfg = _world(spark, tmp_path / "w")
     before = {n: df.count() for n, df in _tables(spark, cfg).items()}
@@ -99,6 +103,7 @@ def test_every_table_is_documented():
             assert f"`{col}`" in section, f"docs/tables.md: {table.name}.{col} undocumented"
 
 
+@pytest.mark.pipeline
 def test_a_new_world_drops_the_image_tables_of_the_old_one(spark, tmp_path):
     # the files of a regenerated world replace the old ones under the same paths; an
     # incremental ingest (by path) would otherwise keep the old files' image ids
