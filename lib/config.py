@@ -70,7 +70,13 @@ class WorldConfig(_Section):
     degraded_rate: float = Field(0.35, ge=0, le=1)
     visits_per_active_day: float = Field(1.5, gt=0)
     purchase_rate: float = Field(0.04, ge=0, le=1)
-    sizes: dict[str, WorldSize]
+    sizes: dict[str, WorldSize] = Field(default_factory=lambda: {
+        "tiny": WorldSize(n_sales=40, n_hotels=30, n_users=150, n_days=14, images_per_sale_min=3,
+                          images_per_sale_max=6, partitions=2),
+        "small": WorldSize(n_sales=300, n_hotels=220, n_users=1500, n_days=30, images_per_sale_min=3,
+                           images_per_sale_max=12, partitions=4),
+        "demo": WorldSize(n_sales=2000, n_hotels=1400, n_users=10000, n_days=60, images_per_sale_min=3,
+                          images_per_sale_max=12, partitions=8)})
 
     def dims(self) -> WorldSize:
         if self.size not in self.sizes:
@@ -225,7 +231,7 @@ class RerankConfig(_Versioned):
     review_users: int = Field(4, ge=1)
     als_ranks: list[int] = Field(default_factory=list)
     als_reg_params: list[float] = Field(default_factory=list)
-    als_alphas: list[float] = Field(default_factory=list)
+    als_alphas: list[float] = Field(default_factory=lambda: [1.0, 10.0])
 
 
 class FineTuneConfig(_Section):
@@ -293,7 +299,7 @@ class Config(_Section):
     run_date: Optional[dt.date] = None
     lakehouse: LakehouseConfig = Field(default_factory=LakehouseConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
-    world: WorldConfig
+    world: WorldConfig = Field(default_factory=WorldConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     model: ModelSpec = Field(default_factory=ModelSpec)
     scene_model: SceneModelConfig = Field(default_factory=SceneModelConfig)

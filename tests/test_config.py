@@ -16,6 +16,24 @@ def test_base_has_defaults_for_the_embedded_lakehouse():
     assert cfg.effective_run_date() == cfg.world.end_date
 
 
+def test_base_yaml_holds_every_key_at_the_models_default():
+    """The pydantic models are the one source of defaults; conf/base.yaml spells every key
+    out at that default, for users to read and copy."""
+    import yaml
+
+    from vistarank.config import Config, conf_dir_default
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        return {k2 for k, v in d.items() for k2 in
+                ([f"{prefix}{k}"] + (sorted(keys(v, f"{prefix}{k}.")) if isinstance(v, dict) else []))}
+
+    with open(conf_dir_default() / "base.yaml") as fh:
+        written = yaml.safe_load(fh)
+    defaults = Config().model_dump(mode="json", exclude={"env"})
+    assert keys(written) == keys(defaults)
+    assert load_config("base").model_dump(mode="json", exclude={"env"}) == defaults
+
+
 @pytest.mark.parametrize("env", ["local", "cluster", "databricks"])
 def test_every_overlay_loads(env):
     cfg = load_config(env)
