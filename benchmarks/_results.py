@@ -41,11 +41,11 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def provenance(command: str | None = None) -> dict:
+def provenance() -> dict:
     """Where a result comes from: the checkout's commit (``dirty`` when the working tree has
     changes), the UTC date and time, the machine and the command that measured it."""
     status = _git("status", "--porcelain", "--untracked-files=no")
-    cmd = command or os.environ.get("VISTARANK_BENCH_COMMAND") or " ".join(
+    cmd = os.environ.get("VISTARANK_BENCH_COMMAND") or " ".join(
         ["python", shlex.quote(os.path.relpath(os.path.abspath(sys.argv[0]), ROOT))] + [shlex.quote(a)
                                                                                       for a in sys.argv[1:]])
     return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None,
